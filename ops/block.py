@@ -1,0 +1,58 @@
+"""The VGG block conv 3x3 -> bias -> ReLU -> 2x2 max-pool as one op.
+
+Fusing matters on the CPU: the pre-pool activation of the wide, shallow early layers is the largest
+tensor of the net, and the fused kernels never write it. The op keeps one small code per pooled
+output instead of any activation:
+    code = index (0..3, row-major in the window) of the first maximum of the pre-activation, when that
+           maximum is > 0 (the ReLU passes it);
+    code = RELU_ZERO (4) when the maximum is <= 0, so the output is 0 and no gradient flows back.
+Since ReLU is monotone, maxpool(relu(a)) = relu(maxpool(a)), and the gradient reaches the
+pre-activation only at the winner of a window whose maximum is positive.
+
+`kernels="reference"` composes the readable ops in conv.py/pool.py (and is the CuPy path);
+`kernels="fast"` calls the numba kernels in block_numba.py (CPU only).
+"""
+from .backend import array_module, is_gpu_array
+from .conv import conv2d_backward, conv2d_forward
+from .pool import maxpool2x2_backward, maxpool2x2_forward
+
+RELU_ZERO = 4
+
+
+def conv_relu_pool_reference(x, w, b):
+    """Reference fused forward: returns (pooled output, uint8 code)."""
+    xp = array_module(x)
+    pre = conv2d_forward(x, w, b)
+    pooled, winner = maxpool2x2_forward(pre)
+    code = xp.where(pooled > 0, winner, RELU_ZERO).astype(xp.uint8)
+    return xp.maximum(pooled, 0), code
+
+
+def conv_relu_pool_backward_reference(x, w, code, gy, need_gx=True):
+    """Reference fused backward: (gx, gw, gb) from the pooled-output gradient gy and the codes."""
+    n, _, h, wd = x.shape
+    g_pooled = gy * (code != RELU_ZERO)
+    g_pre = maxpool2x2_backward(g_pooled, code % RELU_ZERO, (n, w.shape[0], h, wd))
+    return conv2d_backward(x, w, g_pre, need_gx=need_gx)
+
+
+def _use_numba(x, kernels):
+    if kernels not in ("reference", "fast"):
+        raise ValueError(f"kernels must be 'reference' or 'fast', got {kernels!r}")
+    return kernels == "fast" and not is_gpu_array(x)
+
+
+def conv_relu_pool_forward(x, w, b, kernels="fast"):
+    """Fused conv+bias+ReLU+pool forward with the chosen kernels; returns (output, code)."""
+    if _use_numba(x, kernels):
+        from . import block_numba
+        return block_numba.conv_relu_pool_forward(x, w, b)
+    return conv_relu_pool_reference(x, w, b)
+
+
+def conv_relu_pool_backward(x, w, code, gy, need_gx=True, kernels="fast"):
+    """Fused backward with the chosen kernels; returns (gx or None, gw, gb)."""
+    if _use_numba(x, kernels):
+        from . import block_numba
+        return block_numba.conv_relu_pool_backward(x, w, code, gy, need_gx=need_gx)
+    return conv_relu_pool_backward_reference(x, w, code, gy, need_gx=need_gx)
