@@ -1,0 +1,96 @@
+"""Reading a training run directory (config, layer table, metrics, saved flat vectors).
+
+A run directory is the analyses' only input: `config.json`, `layers.json` (the flat-vector table),
+`metrics.jsonl` (one object per epoch), `update_norms.npy`, `theta_{init,best,final}.npy` and
+`status.json`. Missing or malformed pieces raise `AnalysisError` naming the file.
+"""
+import json
+import os
+
+import numpy as np
+
+from .errors import AnalysisError
+
+THETA_KINDS = ("init", "best", "final")
+
+
+class Run:
+    """One run directory, read lazily: each file is opened the first time it is asked for."""
+
+    def __init__(self, path):
+        if not os.path.isdir(path):
+            raise AnalysisError(f"run directory not found: {path}")
+        self.path = os.path.abspath(path)
+        self.name = os.path.basename(os.path.normpath(self.path))
+        self.config = self._json("config.json")
+        self.table = self._json("layers.json")
+        self.n_params = sum(int(row["size"]) for row in self.table)
+
+    def _file(self, name):
+        path = os.path.join(self.path, name)
+        if not os.path.isfile(path):
+            raise AnalysisError(f"{self.path} has no {name} (is it a finished training run?)")
+        return path
+
+    def _json(self, name):
+        try:
+            with open(self._file(name)) as f:
+                return json.load(f)
+        except json.JSONDecodeError as e:
+            raise AnalysisError(f"{os.path.join(self.path, name)} is not valid JSON: {e}") from None
+
+    def theta(self, kind="best"):
+        """The saved flat vector `theta_<kind>.npy` (kind: init, best or final) as float64."""
+        if kind not in THETA_KINDS:
+            raise AnalysisError(f"unknown weights '{kind}' (choose from {', '.join(THETA_KINDS)})")
+        vector = np.load(self._file(f"theta_{kind}.npy")).astype(np.float64).ravel()
+        if vector.size != self.n_params:
+            raise AnalysisError(f"{self.path}/theta_{kind}.npy has {vector.size} values but "
+                                f"layers.json describes {self.n_params}")
+        return vector
+
+    def metrics(self):
+        """The per-epoch metric records of `metrics.jsonl`, in file order."""
+        records = []
+        with open(self._file("metrics.jsonl")) as f:
+            for number, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        raise AnalysisError(f"{self.path}/metrics.jsonl line {number} is not "
+                                            "valid JSON") from None
+        return records
+
+    def update_norms(self):
+        """Per-step update norms |theta_{t+1} - theta_t| as float64."""
+        return np.load(self._file("update_norms.npy")).astype(np.float64).ravel()
+
+    def status(self):
+        """The run's `status.json` (empty dict when the run wrote none)."""
+        path = os.path.join(self.path, "status.json")
+        return self._json("status.json") if os.path.isfile(path) else {}
+
+    def label(self):
+        """A short human label: directory name plus batch size and learning rate when known."""
+        parts = [self.name]
+        if "batch" in self.config:
+            parts.append(f"bs {self.config['batch']}")
+        lr = self.config.get("effective_lr", self.config.get("lr"))
+        if lr is not None:
+            parts.append(f"lr {lr:g}")
+        return ", ".join(parts)
+
+
+def layout_key(table):
+    """What must agree for two flat vectors to be comparable: names, shapes and offsets."""
+    return [(row["name"], tuple(row["shape"]), int(row["offset"])) for row in table]
+
+
+def check_same_model(runs):
+    """Raise AnalysisError unless every run stores the same parameter layout."""
+    first = runs[0]
+    for other in runs[1:]:
+        if layout_key(other.table) != layout_key(first.table):
+            raise AnalysisError(f"runs hold different models: {first.path} and {other.path} "
+                                "have different layer tables")
