@@ -1,0 +1,267 @@
+"""The training loop: MirroredStrategy semantics on whatever communicator it is handed.
+
+Each step takes the next global batch of the epoch's seeded permutation, gives every rank its
+contiguous shard, computes the shard's share of the global mean loss (sum / global batch size), sums
+the flat gradients with ONE in-place allreduce, and applies the same SGD update on every rank. With a
+single process the communicator's collectives are the identity, so the same loop serves both.
+"""
+import math
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ops.backend import to_host
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .params import per_layer_norms
+from .schedule import lr_at_step, scaled_lr
+from .sgd import SGD
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (the CLI's arguments that concern training)."""
+
+    batch: int = 32
+    lr: float = 0.01
+    lr_scale: str = "none"
+    base_batch: int = 32
+    warmup_epochs: float = 0.0
+    max_epochs: int = 1000
+    patience: int = 100
+    seed: int = 0
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    eval_batch: int = 256
+    checkpoint_every: int = 0
+
+    @property
+    def effective_lr(self):
+        """The learning rate after the scaling rule."""
+        return scaled_lr(self.lr, self.batch, self.base_batch, self.lr_scale)
+
+
+def epoch_permutation(seed, epoch, count):
+    """The order of training examples in `epoch`: a pure function of (seed, epoch), so resuming
+    needs no saved RNG state and every rank computes the same order."""
+    return np.random.default_rng([seed, epoch]).permutation(count)
+
+
+class Trainer:
+    """Runs epochs, evaluates, keeps the best weights, stops early, checkpoints, and records."""
+
+    def __init__(self, model, data, comm, config, run_dir=None, log=print, progress=False):
+        self.model, self.data, self.comm, self.config = model, data, comm, config
+        self.run_dir = run_dir if comm.is_root else None
+        self.log = log if comm.is_root else (lambda *a, **k: None)
+        self.progress = progress and comm.is_root
+        self.optimizer = SGD(model.theta, model.grad, config.momentum, config.weight_decay)
+        self.stop_requested = False
+        self.n_train = len(data.train_y)
+        self.steps_per_epoch = math.ceil(self.n_train / config.batch)
+        xp = model.xp
+        self.comm.broadcast_(model.theta)  # every replica starts from rank 0's weights
+        self.theta_init = model.theta.copy()
+        self.theta_best = model.theta.copy()
+        self.theta_epoch_start = model.theta.copy()
+        self.update_norms = []
+        self.metrics = []
+        self.epoch = self.step_in_epoch = self.global_step = 0
+        self.best = {"val_loss": math.inf, "val_acc": 0.0, "epoch": -1}
+        self.epochs_since_best = 0
+        self.sums = [0.0, 0.0, 0.0]  # this rank's train loss sum, correct count, example count
+        self.xp = xp
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+    def checkpoint_header(self):
+        """The counters and scalars of the state (the arrays go alongside)."""
+        return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                "global_step": self.global_step, "best": self.best,
+                "epochs_since_best": self.epochs_since_best, "sums": self.sums,
+                "metrics": self.metrics, "table": self.model.table,
+                "rank_count": self.comm.size}
+
+    def save_checkpoint(self):
+        """Write the full state atomically; rank 0 only. On failure the previous one stays valid."""
+        if self.run_dir is None:
+            return
+        arrays = {"theta": to_host(self.model.theta), "theta_best": to_host(self.theta_best),
+                  "theta_init": to_host(self.theta_init),
+                  "theta_epoch_start": to_host(self.theta_epoch_start),
+                  "update_norms": np.asarray(self.update_norms, dtype=np.float64)}
+        arrays.update({f"opt_{k}": to_host(v) for k, v in self.optimizer.state().items()})
+        try:
+            save_checkpoint(self.run_dir.file("checkpoint.npz"), self.checkpoint_header(), arrays)
+        except OSError as error:
+            self.log(f"warning: could not write the checkpoint ({error}); the previous one is intact")
+
+    def restore(self, path):
+        """Continue from a checkpoint written by save_checkpoint (same model, same rank count).
+
+        Rank 0 reads it and broadcasts the arrays, so every rank resumes from identical state.
+        """
+        header, arrays = load_checkpoint(path, self.model.table)
+        if header["rank_count"] != self.comm.size:
+            raise CheckpointError(f"{path} was written by {header['rank_count']} ranks; resume it with "
+                                  f"the same number of ranks ({self.comm.size} now)")
+        xp = self.xp
+        for name, target in (("theta", self.model.theta), ("theta_best", self.theta_best),
+                             ("theta_init", self.theta_init),
+                             ("theta_epoch_start", self.theta_epoch_start)):
+            target[...] = xp.asarray(arrays[name])
+        for key, buffer in self.optimizer.state().items():
+            buffer[...] = xp.asarray(arrays[f"opt_{key}"])
+        self.update_norms = [float(v) for v in arrays["update_norms"]]
+        self.epoch, self.step_in_epoch = header["epoch"], header["step_in_epoch"]
+        self.global_step = header["global_step"]
+        self.best, self.epochs_since_best = header["best"], header["epochs_since_best"]
+        self.sums, self.metrics = header["sums"], header["metrics"]
+
+    # ---- the loop ------------------------------------------------------------------------------
+    def lr_now(self):
+        """The learning rate of the coming step (warm-up ramp, then the scaled rate)."""
+        c = self.config
+        return lr_at_step(c.lr, c.effective_lr, c.warmup_epochs, self.epoch, self.step_in_epoch,
+                          self.steps_per_epoch)
+
+    def train_step(self, batch_indices):
+        """One global step; returns False when the loss or gradient is not finite (divergence)."""
+        model, comm = self.model, self.comm
+        local = batch_indices[comm.shard(len(batch_indices))]
+        loss_share, correct = 0.0, 0
+        if len(local):
+            x, y = self.data.batch("train", local)
+            loss_share, correct = model.loss_and_grad(x, y, denominator=len(batch_indices))
+        else:
+            model.params.zero_grad()
+        comm.allreduce_sum_(model.grad)
+        grad_finite = bool(self.xp.isfinite(model.grad.sum()))  # any NaN/inf makes the sum NaN/inf
+        loss_bad = comm.any_flag(not math.isfinite(loss_share))
+        if loss_bad or not grad_finite:
+            return False
+        self.update_norms.append(self.optimizer.step(self.lr_now()))
+        self.sums[0] += loss_share * len(batch_indices)
+        self.sums[1] += correct
+        self.sums[2] += len(local)
+        return True
+
+    def evaluate_validation(self):
+        """Exact validation loss and accuracy: each rank sums over its shard, the sums are reduced."""
+        n_val = len(self.data.val_y)
+        part = self.comm.shard(n_val)
+        loss_sum, correct = 0.0, 0
+        for start in range(part.start, part.stop, self.config.eval_batch):
+            indices = np.arange(start, min(start + self.config.eval_batch, part.stop))
+            x, y = self.data.batch("val", indices)
+            batch_loss, batch_correct, _ = self.model.evaluate_sums(x, y, self.config.eval_batch)
+            loss_sum += batch_loss
+            correct += batch_correct
+        loss_sum, correct = self.comm.sum_values([loss_sum, correct])
+        return loss_sum / n_val, correct / n_val
+
+    def _show_progress(self, step, started):
+        if self.progress:
+            done = (step + 1) / self.steps_per_epoch
+            bar = "#" * int(30 * done)
+            rate = (step + 1 - self._progress_first_step) * self.config.batch / max(time.perf_counter() - started, 1e-9)
+            sys.stderr.write(f"\r  epoch {self.epoch + 1} [{bar:<30}] {step + 1}/{self.steps_per_epoch}"
+                             f"  {rate:,.0f} img/s")
+            sys.stderr.flush()
+            if step + 1 == self.steps_per_epoch:
+                sys.stderr.write("\r" + " " * 70 + "\r")
+
+    def run_epoch(self):
+        """Train the rest of the current epoch; returns 'ok', 'diverged' or 'interrupted'."""
+        c = self.config
+        order = epoch_permutation(c.seed, self.epoch, self.n_train)
+        started = time.perf_counter()
+        self._progress_first_step = self.step_in_epoch
+        for step in range(self.step_in_epoch, self.steps_per_epoch):
+            if not self.train_step(order[step * c.batch:(step + 1) * c.batch]):
+                return "diverged"
+            self.step_in_epoch, self.global_step = step + 1, self.global_step + 1
+            self._show_progress(step, started)
+            if c.checkpoint_every and self.global_step % c.checkpoint_every == 0:
+                self.save_checkpoint()
+            if self.comm.any_flag(self.stop_requested):
+                return "interrupted"
+        self.train_seconds = time.perf_counter() - started
+        return "ok"
+
+    def finish_epoch(self):
+        """Evaluate, record the epoch's metrics, update the best weights and early stopping."""
+        started = time.perf_counter()
+        val_loss, val_acc = self.evaluate_validation()
+        eval_seconds = time.perf_counter() - started
+        loss_sum, correct, count = self.comm.sum_values(self.sums)
+        theta = self.model.theta
+        record = {
+            "epoch": self.epoch + 1, "train_loss": loss_sum / self.n_train,
+            "train_acc": correct / count, "val_loss": val_loss, "val_acc": val_acc,
+            "lr": self.lr_now() if self.config.warmup_epochs else self.config.effective_lr,
+            "train_seconds": self.train_seconds, "eval_seconds": eval_seconds,
+            "dist_init": float(self.xp.linalg.norm((theta - self.theta_init).astype("float64"))),
+            "dist_init_layers": per_layer_norms(to_host(theta - self.theta_init), self.model.table),
+            "epoch_distance": float(self.xp.linalg.norm((theta - self.theta_epoch_start).astype("float64"))),
+            "steps": self.global_step,
+        }
+        self.metrics.append(record)
+        if not math.isfinite(val_loss):
+            return "diverged"
+        if val_loss < self.best["val_loss"]:
+            self.best = {"val_loss": val_loss, "val_acc": val_acc, "epoch": self.epoch + 1}
+            self.theta_best[...] = theta
+            self.epochs_since_best = 0
+        else:
+            self.epochs_since_best += 1
+        self.epoch, self.step_in_epoch = self.epoch + 1, 0
+        self.sums = [0.0, 0.0, 0.0]
+        self.theta_epoch_start[...] = theta
+        if self.run_dir is not None:
+            self.run_dir.write_metrics(self.metrics)
+        self.log(f"epoch {record['epoch']:4d}  train loss {record['train_loss']:.4f}  "
+                 f"val loss {val_loss:.4f}  val acc {val_acc:.4f}  "
+                 f"{record['train_seconds'] + eval_seconds:6.1f} s")
+        return "ok"
+
+    def run(self):
+        """Train until max_epochs, early stopping, divergence or a stop request; returns the status."""
+        if self.run_dir is not None:
+            self.run_dir.write_layers(self.model.table)
+            self.run_dir.save_array("theta_init", to_host(self.theta_init))
+            self.run_dir.write_status("running", epochs=self.epoch)
+        status = "finished"
+        while self.epoch < self.config.max_epochs:
+            if self.epochs_since_best >= self.config.patience:
+                status = "early_stopped"
+                break
+            outcome = self.run_epoch()
+            if outcome == "ok":
+                outcome = self.finish_epoch()
+            if outcome != "ok":
+                status = outcome
+                break
+            self.save_checkpoint()
+        else:
+            if self.epochs_since_best >= self.config.patience:
+                status = "early_stopped"
+        self.record_end(status)
+        return status
+
+    def record_end(self, status):
+        """Write the final vectors, the update norms and the status (rank 0)."""
+        if status == "interrupted":
+            self.save_checkpoint()
+        if self.run_dir is None:
+            return
+        if status != "interrupted":
+            self.run_dir.save_array("theta_final", to_host(self.model.theta))
+            self.run_dir.save_array("theta_best", to_host(self.theta_best))
+            self.run_dir.save_array("update_norms", np.asarray(self.update_norms, dtype=np.float32))
+        best_loss = self.best["val_loss"]
+        self.run_dir.write_status(status, epochs=self.epoch, steps=self.global_step,
+                                  best_epoch=self.best["epoch"],
+                                  best_val_loss=best_loss if math.isfinite(best_loss) else None,
+                                  best_val_acc=self.best["val_acc"])

@@ -1,0 +1,36 @@
+"""Shared test fixtures: a small in-memory two-class image set with the loader's batch interface."""
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("NUMBA_NUM_THREADS", "2")
+SHARED_DATA = ROOT.parent / "shared" / "data" / "cats_and_dogs_filtered"
+
+
+class ArrayData:
+    """uint8 NCHW images and 0/1 labels in memory, served like imagedata.Dataset.batch."""
+
+    def __init__(self, train_x, train_y, val_x, val_y):
+        self.train_x, self.train_y, self.val_x, self.val_y = train_x, train_y, val_x, val_y
+        self.identity = {"name": "test-arrays", "n_train": len(train_y), "n_val": len(val_y)}
+
+    def batch(self, split, indices):
+        x = self.train_x if split == "train" else self.val_x
+        y = self.train_y if split == "train" else self.val_y
+        return x[indices].astype(np.float32) / 255.0, y[indices].astype(np.float32)
+
+
+def make_array_data(n_train=48, n_val=16, size=32, seed=0):
+    """Two learnable classes: class 1 images are brighter in their top half."""
+    rng = np.random.default_rng(seed)
+
+    def split(n):
+        y = (np.arange(n) % 2).astype(np.uint8)
+        x = rng.integers(0, 160, size=(n, 3, size, size)).astype(np.uint8)
+        x[y == 1, :, : size // 2] += 90
+        return x, y
+    return ArrayData(*split(n_train), *split(n_val))
