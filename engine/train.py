@@ -133,7 +133,8 @@ class Trainer:
         loss_share, correct = 0.0, 0
         if len(local):
             x, y = self.data.batch("train", local)
-            loss_share, correct = model.loss_and_grad(x, y, denominator=len(batch_indices))
+            with np.errstate(invalid="ignore", over="ignore"):  # divergence is detected below
+                loss_share, correct = model.loss_and_grad(x, y, denominator=len(batch_indices))
         else:
             model.params.zero_grad()
         comm.allreduce_sum_(model.grad)
