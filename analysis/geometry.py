@@ -44,8 +44,8 @@ def run_geometry(run):
     """All geometry of one run directory: distances of the best and final weights from the initial
     weights, the per-epoch series recorded by training, and the update-norm distribution."""
     theta_init = run.theta("init")
-    result = {"run": run.path, "label": run.label(), "batch": run.config.get("batch"),
-              "lr": run.config.get("effective_lr", run.config.get("lr"))}
+    result = {"run": run.path, "label": run.label(), "batch": run.batch,
+              "lr": run.lr}
     for kind in ("best", "final"):
         result[kind] = distance_from_init(run.theta(kind), theta_init, run.table)
     metrics = run.metrics()

@@ -71,14 +71,28 @@ class Run:
         path = os.path.join(self.path, "status.json")
         return self._json("status.json") if os.path.isfile(path) else {}
 
+    @property
+    def args(self):
+        """The training arguments (run.py nests them under "args"; a flat config also works)."""
+        return self.config.get("args", self.config)
+
+    @property
+    def batch(self):
+        """Global batch size of the run, or None when the config does not say."""
+        return self.args.get("batch")
+
+    @property
+    def lr(self):
+        """The learning rate actually used (after any scaling rule), or None when unknown."""
+        return self.config.get("effective_lr", self.args.get("lr"))
+
     def label(self):
         """A short human label: directory name plus batch size and learning rate when known."""
         parts = [self.name]
-        if "batch" in self.config:
-            parts.append(f"bs {self.config['batch']}")
-        lr = self.config.get("effective_lr", self.config.get("lr"))
-        if lr is not None:
-            parts.append(f"lr {lr:g}")
+        if self.batch is not None:
+            parts.append(f"bs {self.batch}")
+        if self.lr is not None:
+            parts.append(f"lr {self.lr:g}")
         return ", ".join(parts)
 
 
