@@ -1,0 +1,54 @@
+"""Shared pieces of the benchmarks: machine facts, timing, peak memory, result files."""
+import json
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine_info():
+    """What the numbers were measured on."""
+    import numpy
+    info = {"python": platform.python_version(), "numpy": numpy.__version__,
+            "machine": platform.machine(), "cores": os.cpu_count(),
+            "threads": os.environ.get("NUMBA_NUM_THREADS"),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        import numba
+        info["numba"] = numba.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def best_time(fn, repeats, warmup=1):
+    """Minimum wall time of fn() over `repeats` calls after `warmup` calls (least noisy estimate)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_result(name, payload):
+    """Write bench/results/NAME.json and return its path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
