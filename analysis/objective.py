@@ -48,6 +48,11 @@ class QuadraticObjective:
         return self.value(theta), float("nan")
 
 
+def to_unit_range(images):
+    """uint8 images as float32 in [0, 1], exactly as the study preprocesses: cast, then divide."""
+    return images.astype(np.float32) / np.float32(255.0)
+
+
 class ModelObjective:
     """Mean loss of the engine model over the examples (x, y), as a function of a flat theta.
 
@@ -79,7 +84,7 @@ class ModelObjective:
         for start in range(0, self.n_examples, self.batch_size):
             xb = self.x[start:start + self.batch_size]
             if xb.dtype == np.uint8:
-                xb = xb.astype(np.float32) * np.float32(1.0 / 255.0)
+                xb = to_unit_range(xb)
             yb = self.y[start:start + self.batch_size].astype(np.float32)
             yield xb, yb
 
@@ -122,6 +127,6 @@ class ModelObjective:
         for i in np.asarray(indices):
             xb = self.x[i:i + 1]
             if xb.dtype == np.uint8:
-                xb = xb.astype(np.float32) * np.float32(1.0 / 255.0)
+                xb = to_unit_range(xb)
             self.model.loss_and_grad(xb, self.y[i:i + 1].astype(np.float32))
             yield to_host(self.model.grad).astype(np.float64)
