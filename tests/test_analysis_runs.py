@@ -128,3 +128,13 @@ def test_cli_interpolate_needs_two_runs(tmp_path, capsys):
     make_run(tmp_path / "a", make_table())
     assert main(["interpolate", str(tmp_path / "a"), "--quiet"]) == 2
     assert "exactly two" in capsys.readouterr().err
+
+
+def test_gather_grid_checks_coverage_on_one_rank():
+    from analysis.cli import gather_grid
+    from analysis.errors import AnalysisError
+    from parallel import LocalCommunicator
+    part = {"indices": [0, 1, 2, 3], "losses": [0.5, 0.25, 2.0, 1.0]}
+    np.testing.assert_array_equal(gather_grid(part, 4, LocalCommunicator()), part["losses"])
+    with pytest.raises(AnalysisError, match="not covered"):
+        gather_grid({"indices": [0, 2], "losses": [1.0, 1.0]}, 4, LocalCommunicator())
