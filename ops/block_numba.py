@@ -1,0 +1,101 @@
+"""Fast CPU path of the fused VGG block (conv + bias + ReLU + 2x2 max-pool), built on numba.
+
+Same contract as ops.block.conv_relu_pool_reference / conv_relu_pool_backward_reference. Layers with
+few input channels use the direct kernels of numba_direct.py; wide layers use im2col + BLAS
+(numba_gemm.py), which only pays once the im2col matrix is tall enough (see GEMM_MIN_CHANNELS).
+Work is split over the batch into one fixed index range per numba thread; per-thread scratch
+buffers are kept between calls, keyed by shape and dtype.
+"""
+import numba
+import numpy as np
+
+from . import numba_direct
+
+# Flat elements of one block of output rows: small enough for the accumulator and the input rows it
+# reads to stay in L1/L2, long enough to keep the vector loop busy.
+BLOCK_ELEMS = 2048
+
+_workspaces = {}
+
+
+class BlockShapeError(ValueError):
+    """Raised when the arrays given to the fused block do not fit together."""
+
+
+def _workspace(name, shape, dtype):
+    """A zero-initialised scratch buffer reused by every call with the same name, shape and dtype.
+
+    Callers rely on regions they never write staying zero (the padding borders)."""
+    key = (name, shape, np.dtype(dtype).str)
+    buf = _workspaces.get(key)
+    if buf is None:
+        buf = np.zeros(shape, dtype)
+        _workspaces[key] = buf
+    return buf
+
+
+def _check(x, w):
+    """Validate shapes; return the float dtype used for every array of this call."""
+    if x.ndim != 4 or w.ndim != 4:
+        raise BlockShapeError(f"expected x (N,C,H,W) and w (O,C,k,k), got {x.shape} and {w.shape}")
+    k = w.shape[2]
+    if w.shape[3] != k or k % 2 != 1:
+        raise BlockShapeError(f"conv kernels must be square and odd, got {w.shape[2:]}")
+    if w.shape[1] != x.shape[1]:
+        raise BlockShapeError(f"input has {x.shape[1]} channels but w expects {w.shape[1]}")
+    dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    return dtype
+
+
+def _chunks(n):
+    """Number of fixed batch chunks: one per numba thread, never more than the samples."""
+    return max(1, min(numba.get_num_threads(), n))
+
+
+def conv_relu_pool_forward(x, w, b):
+    """Fused forward: returns (y, code) exactly as ops.block.conv_relu_pool_reference."""
+    dtype = _check(x, w)
+    x = np.ascontiguousarray(x, dtype)
+    w = np.ascontiguousarray(w, dtype)
+    b = np.ascontiguousarray(b, dtype)
+    n, c, h, wd = x.shape
+    o, k = w.shape[0], w.shape[2]
+    h2, w2 = h // 2, wd // 2
+    y = np.empty((n, o, h2, w2), dtype)
+    code = np.empty((n, o, h2, w2), np.uint8)
+    if y.size == 0:
+        return y, code
+    wp = wd + 2 * (k // 2)
+    nch = _chunks(n)
+    block = min(h2, max(1, BLOCK_ELEMS // wp))
+    xpad = _workspace("xpad", (nch, c, 2, numba_direct.plane_len(h, wd, k)), dtype)
+    acc = _workspace("acc", (nch, 2, block * wp + numba_direct.VEC), dtype)
+    numba_direct.direct_forward(x, w, b, y, code, xpad, acc, block, nch)
+    return y, code
+
+
+def conv_relu_pool_backward(x, w, code, gy, need_gx=True):
+    """Fused backward: (gx or None, gw, gb) exactly as ops.block.conv_relu_pool_backward_reference."""
+    dtype = _check(x, w)
+    x = np.ascontiguousarray(x, dtype)
+    w = np.ascontiguousarray(w, dtype)
+    gy = np.ascontiguousarray(gy, dtype)
+    code = np.ascontiguousarray(code, np.uint8)
+    n, c, h, wd = x.shape
+    o, k = w.shape[0], w.shape[2]
+    if gy.shape != (n, o, h // 2, wd // 2) or code.shape != gy.shape:
+        raise BlockShapeError(f"gy {gy.shape} / code {code.shape} do not match the block output")
+    wp = wd + 2 * (k // 2)
+    nch = _chunks(n)
+    wflip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    gx = np.empty(x.shape, dtype) if need_gx else np.empty((0, c, h, wd), dtype)
+    gw_part = np.empty((nch,) + w.shape, dtype)
+    gb_part = np.empty((nch, o), dtype)
+    gx_block = min((h + 1) // 2, max(1, BLOCK_ELEMS // wp))
+    plane = numba_direct.plane_len(h, wd, k)
+    xpad = _workspace("xpad", (nch, c, 2, plane), dtype)
+    gpad = _workspace("gpad", (nch, o, 2, plane), dtype)
+    acc = _workspace("acc", (nch, 2, gx_block * wp + numba_direct.VEC), dtype)
+    numba_direct.direct_backward(x, wflip, code, gy, gx, gw_part, gb_part, xpad, gpad, acc,
+                                 gx_block, BLOCK_ELEMS, nch, need_gx)
+    return (gx if need_gx else None), gw_part.sum(axis=0), gb_part.sum(axis=0)

@@ -1,0 +1,292 @@
+"""Direct-convolution numba kernels for the fused conv+bias+ReLU+pool block (few-channel layers).
+
+Layout. Each zero-padded plane (Hp = H + 2p rows, row stride wp = W + 2p, p = k // 2) is stored as
+two flat "parity planes": P[0] holds the even padded rows, P[1] the odd ones. Output rows 2r and 2r+1
+(the two rows of pooling window row r) then sit at the SAME flat position t = r * wp + x:
+
+    even[t] = sum_(i,j) w[i, j] * P[i % 2]      [t + (i // 2) * wp + j]
+    odd[t]  = sum_(i,j) w[i, j] * P[(i+1) % 2]  [t + ((i+1) // 2) * wp + j]
+
+so one long vector loop over t computes both rows of every window of a block of window rows, and
+for k = 3 the two rows share 12 input loads for 18 multiply-adds (the positions between rows are
+computed and ignored). The forward pass pools straight from these two small per-thread buffers:
+the pre-pool activation is never written.
+
+Backward: the pooled gradient is scattered into padded parity planes G (zero except at the window
+winners). Writing gA/gB for the gradient rows 2r/2r+1 at flat position t,
+
+    gw[o, c, i, j] = sum_t gA[t] * P_c[i % 2][t + (i//2) wp + j] + gB[t] * P_c[(i+1) % 2][...]
+    gx[c]          = sum_o conv(G_o, w[o, c] flipped in both axes)     (same kernel as forward)
+
+The zero pad columns of G make these flat sums exact. The batch is split into `nchunks` fixed index
+ranges, one per thread; gradient sums are kept per chunk, so results do not depend on scheduling.
+Loop lengths are rounded up to a multiple of VEC so that no scalar remainder loop runs; buffers
+carry that much zero slack.
+"""
+from numba import njit, prange
+
+# Reassociation lets LLVM vectorise the gw reductions; contraction allows FMA. Both keep results
+# well within float32 tolerance and are fixed at compile time (deterministic).
+FASTMATH = {"reassoc", "contract"}
+RELU_ZERO = 4
+VEC = 16
+
+
+def plane_len(h, wd, k):
+    """Flat length of one parity plane (with slack) for an H x W input and a k x k kernel."""
+    p = k // 2
+    wp = wd + 2 * p
+    return ((h + 2 * p + 1) // 2 + 1) * wp + 2 * VEC + k
+
+
+@njit(cache=True)
+def _round_up(n):
+    return (n + VEC - 1) // VEC * VEC
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _taps3(pl, off, n, wp, wk, ev, od):
+    """ev/od[t] += the 3x3 convolution rows (see module doc) for t < n, block starting at off."""
+    a0 = pl[0, off:off + n + 2]
+    b0 = pl[1, off:off + n + 2]
+    a1 = pl[0, off + wp:off + wp + n + 2]
+    b1 = pl[1, off + wp:off + wp + n + 2]
+    w00, w01, w02 = wk[0, 0], wk[0, 1], wk[0, 2]
+    w10, w11, w12 = wk[1, 0], wk[1, 1], wk[1, 2]
+    w20, w21, w22 = wk[2, 0], wk[2, 1], wk[2, 2]
+    for t in range(n):
+        ev[t] += ((w00 * a0[t] + w01 * a0[t + 1] + w02 * a0[t + 2])
+                  + (w10 * b0[t] + w11 * b0[t + 1] + w12 * b0[t + 2])
+                  + (w20 * a1[t] + w21 * a1[t + 1] + w22 * a1[t + 2]))
+        od[t] += ((w00 * b0[t] + w01 * b0[t + 1] + w02 * b0[t + 2])
+                  + (w10 * a1[t] + w11 * a1[t + 1] + w12 * a1[t + 2])
+                  + (w20 * b1[t] + w21 * b1[t + 1] + w22 * b1[t + 2]))
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _taps_any(pl, off, n, wp, wk, ev, od):
+    """Same as _taps3 for any odd k: one vector pass per tap and output row."""
+    k = wk.shape[0]
+    for i in range(k):
+        for j in range(k):
+            wv = wk[i, j]
+            se = pl[i % 2, off + (i // 2) * wp + j:off + (i // 2) * wp + j + n]
+            so = pl[(i + 1) % 2, off + ((i + 1) // 2) * wp + j:off + ((i + 1) // 2) * wp + j + n]
+            for t in range(n):
+                ev[t] += wv * se[t]
+            for t in range(n):
+                od[t] += wv * so[t]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _accumulate(pl, off, n, wp, wk, ev, od):
+    """Add one input channel's contribution (kernel wk) to the even/odd output rows."""
+    if wk.shape[0] == 3:
+        _taps3(pl, off, n, wp, wk, ev, od)
+    else:
+        _taps_any(pl, off, n, wp, wk, ev, od)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _corr3(ga, gb, pl, off, n, wp, out):
+    """out[i, j] += the 3x3 weight-gradient sums (see module doc) over t < n: nine reductions."""
+    # Column shifts 1 and 2, read from the (runtime) shape: with literal shifts LLVM rebuilds the
+    # overlapping loads from the previous vector by shuffles and spills, 1.7x slower.
+    d1 = out.shape[1] - 2
+    d2 = 2 * d1
+    a0, a0_1, a0_2 = pl[0, off:off + n], pl[0, off + d1:off + d1 + n], pl[0, off + d2:off + d2 + n]
+    b0, b0_1, b0_2 = pl[1, off:off + n], pl[1, off + d1:off + d1 + n], pl[1, off + d2:off + d2 + n]
+    o = off + wp
+    a1, a1_1, a1_2 = pl[0, o:o + n], pl[0, o + d1:o + d1 + n], pl[0, o + d2:o + d2 + n]
+    b1, b1_1, b1_2 = pl[1, o:o + n], pl[1, o + d1:o + d1 + n], pl[1, o + d2:o + d2 + n]
+    # Starting from out's own entries keeps the accumulators in the data's precision.
+    s00, s01, s02 = out[0, 0], out[0, 1], out[0, 2]
+    s10, s11, s12 = out[1, 0], out[1, 1], out[1, 2]
+    s20, s21, s22 = out[2, 0], out[2, 1], out[2, 2]
+    for t in range(n):
+        u = ga[t]
+        v = gb[t]
+        s00 += u * a0[t] + v * b0[t]
+        s01 += u * a0_1[t] + v * b0_1[t]
+        s02 += u * a0_2[t] + v * b0_2[t]
+        s10 += u * b0[t] + v * a1[t]
+        s11 += u * b0_1[t] + v * a1_1[t]
+        s12 += u * b0_2[t] + v * a1_2[t]
+        s20 += u * a1[t] + v * b1[t]
+        s21 += u * a1_1[t] + v * b1_1[t]
+        s22 += u * a1_2[t] + v * b1_2[t]
+    out[0, 0], out[0, 1], out[0, 2] = s00, s01, s02
+    out[1, 0], out[1, 1], out[1, 2] = s10, s11, s12
+    out[2, 0], out[2, 1], out[2, 2] = s20, s21, s22
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _corr_any(ga, gb, pl, off, n, wp, out):
+    """Same as _corr3 for any odd k: one reduction pass per tap."""
+    k = out.shape[0]
+    for i in range(k):
+        for j in range(k):
+            se = pl[i % 2, off + (i // 2) * wp + j:off + (i // 2) * wp + j + n]
+            so = pl[(i + 1) % 2, off + ((i + 1) // 2) * wp + j:off + ((i + 1) // 2) * wp + j + n]
+            s = out[i, j]
+            for t in range(n):
+                s += ga[t] * se[t] + gb[t] * so[t]
+            out[i, j] = s
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _correlate(ga, gb, pl, off, n, wp, out):
+    """Add one (output, input) channel pair's weight gradient over a block to out (k, k)."""
+    if out.shape[0] == 3:
+        _corr3(ga, gb, pl, off, n, wp, out)
+    else:
+        _corr_any(ga, gb, pl, off, n, wp, out)
+
+
+@njit(cache=True)
+def _to_parity(xs, pad, p, wp):
+    """Copy one sample (C, H, W) into the interior of its zero-padded parity planes (C, 2, L)."""
+    c, h, wd = xs.shape
+    for ci in range(c):
+        for r in range(h):
+            m = r + p  # padded row
+            base = (m // 2) * wp + p
+            dst = pad[ci, m % 2, base:base + wd]
+            src = xs[ci, r]
+            for q in range(wd):
+                dst[q] = src[q]
+
+
+@njit(cache=True)
+def _pool(ev, od, wp, ys, cs):
+    """Pool window rows from the even/odd conv rows (bias included) into ys/cs (rows, W/2).
+
+    code = first index of the window maximum (row-major), or RELU_ZERO when it is <= 0. The first
+    maximum of (v0, v1, v2, v3) is the first maximum of the better pair, the first pair winning
+    ties; written with selects only, so no unpredictable branches.
+    """
+    nr, w2 = ys.shape
+    for rr in range(nr):
+        r0 = ev[rr * wp:rr * wp + 2 * w2]
+        r1 = od[rr * wp:rr * wp + 2 * w2]
+        yrow = ys[rr]
+        crow = cs[rr]
+        for q in range(w2):
+            v0, v1 = r0[2 * q], r0[2 * q + 1]
+            v2, v3 = r1[2 * q], r1[2 * q + 1]
+            up = v1 > v0
+            m01 = v1 if up else v0
+            c01 = 1 if up else 0
+            dn = v3 > v2
+            m23 = v3 if dn else v2
+            c23 = 3 if dn else 2
+            low = m23 > m01
+            m = m23 if low else m01
+            c = c23 if low else c01
+            passed = m > 0
+            yrow[q] = m if passed else 0
+            crow[q] = c if passed else RELU_ZERO
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def direct_forward(x, w, b, y, code, xpad, acc, block, nchunks):
+    """Fused forward into y/code. xpad (nchunks, C, 2, plane_len) zero slack, acc (nchunks, 2,
+    >= block * wp + VEC); `block` = window rows per pass."""
+    n, c, h, wd = x.shape
+    o, k = w.shape[0], w.shape[2]
+    p = k // 2
+    wp = wd + 2 * p
+    h2, w2 = y.shape[2], y.shape[3]
+    for t in prange(nchunks):
+        pad = xpad[t]
+        ev = acc[t, 0]
+        od = acc[t, 1]
+        for s in range(t * n // nchunks, (t + 1) * n // nchunks):
+            _to_parity(x[s], pad, p, wp)
+            for r0 in range(0, h2, block):
+                nr = min(block, h2 - r0)
+                ln = _round_up((nr - 1) * wp + 2 * w2)
+                for oi in range(o):
+                    ev[:ln] = b[oi]
+                    od[:ln] = b[oi]
+                    for ci in range(c):
+                        _accumulate(pad[ci], r0 * wp, ln, wp, w[oi, ci], ev, od)
+                    _pool(ev, od, wp, y[s, oi, r0:r0 + nr], code[s, oi, r0:r0 + nr])
+
+
+@njit(cache=True)
+def _scatter(cs, gs, gp, p, wp):
+    """Write the pooled gradient gs to the window winners of the padded parity planes gp (zeros
+    elsewhere; all four zero under RELU_ZERO); return the sum of the gradients that passed."""
+    h2, w2 = cs.shape
+    plane = gp.shape[1]
+    flat = gp.reshape(-1)
+    total = 0.0
+    for r in range(h2):
+        m0 = 2 * r + p  # padded rows of the window
+        m1 = m0 + 1
+        base0 = (m0 % 2) * plane + (m0 // 2) * wp + p
+        base1 = (m1 % 2) * plane + (m1 // 2) * wp + p
+        flat[base0:base0 + 2 * w2] = 0
+        flat[base1:base1 + 2 * w2] = 0
+        crow = cs[r]
+        grow = gs[r]
+        for q in range(w2):
+            # one store per window, no branch: a zeroed window writes 0 over its position 0
+            c = crow[q]
+            g = grow[q] if c < RELU_ZERO else 0.0
+            flat[(base1 if c >= 2 else base0) + 2 * q + (c & 1)] = g
+            total += g
+    return total
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def direct_backward(x, wflip, code, gy, gx, gw_part, gb_part, xpad, gpad, acc, gx_block, gw_len,
+                    nchunks, need_gx):
+    """Fused backward. wflip[c, o] = w[o, c] flipped in both axes; gw_part/gb_part (nchunks, ...)
+    receive per-chunk sums; xpad/gpad (nchunks, C or O, 2, plane_len) with zero slack; acc
+    (nchunks, 2, >= gx_block * wp + VEC); gx_block = gx row pairs per pass; gw_len = flat
+    positions per weight-gradient pass."""
+    n, c, h, wd = x.shape
+    o, k = wflip.shape[1], wflip.shape[2]
+    p = k // 2
+    wp = wd + 2 * p
+    h2, w2 = gy.shape[2], gy.shape[3]
+    total = (h2 - 1) * wp + 2 * w2  # flat extent of the window rows that carry gradient
+    # gA/gB: where gradient rows 2r and 2r+1 sit in G (padded rows 2r+p, 2r+1+p, column +p)
+    pa, oa = p % 2, (p // 2) * wp + p
+    pb, ob = (p + 1) % 2, ((p + 1) // 2) * wp + p
+    hh = (h + 1) // 2  # gx row pairs
+    for t in prange(nchunks):
+        pad = xpad[t]
+        gp = gpad[t]
+        gwp = gw_part[t]
+        gbp = gb_part[t]
+        gwp[:] = 0
+        gbp[:] = 0
+        ev = acc[t, 0]
+        od = acc[t, 1]
+        for s in range(t * n // nchunks, (t + 1) * n // nchunks):
+            _to_parity(x[s], pad, p, wp)
+            for oi in range(o):
+                gbp[oi] += _scatter(code[s, oi], gy[s, oi], gp[oi], p, wp)
+            for start in range(0, total, gw_len):
+                ln = _round_up(min(gw_len, total - start))
+                for oi in range(o):
+                    ga = gp[oi, pa, oa + start:oa + start + ln]
+                    gb = gp[oi, pb, ob + start:ob + start + ln]
+                    for ci in range(c):
+                        _correlate(ga, gb, pad[ci], start, ln, wp, gwp[oi, ci])
+            if need_gx:
+                for r0 in range(0, hh, gx_block):
+                    nr = min(gx_block, hh - r0)
+                    ln = _round_up((nr - 1) * wp + wd)
+                    for ci in range(c):
+                        ev[:ln] = 0
+                        od[:ln] = 0
+                        for oi in range(o):
+                            _accumulate(gp[oi], r0 * wp, ln, wp, wflip[ci, oi], ev, od)
+                        for rr in range(nr):
+                            gx[s, ci, 2 * (r0 + rr), :] = ev[rr * wp:rr * wp + wd]
+                            if 2 * (r0 + rr) + 1 < h:
+                                gx[s, ci, 2 * (r0 + rr) + 1, :] = od[rr * wp:rr * wp + wd]
