@@ -1,0 +1,11 @@
+"""Image data for batchlab: folders of photos, Microsoft's cats-vs-dogs archive, or a synthetic set.
+
+    from imagedata import load_dataset, Dataset, DataError
+    ds = load_dataset("path/to/PetImages", image_size=128)
+    x, y = ds.batch("train", indices)
+"""
+from imagedata.dataset import Dataset
+from imagedata.errors import DataError
+from imagedata.loader import load_dataset
+
+__all__ = ["Dataset", "DataError", "load_dataset"]
