@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """batchlab's command line: train the study's net (`python run.py ...`), or analyse runs
-(`python run.py analyze ...`). Under `mpirun -n N` the same command trains data-parallel."""
+(`python run.py analyze ...`), run the whole study (`python run.py study ...`) and write its report
+(`python run.py report STUDY_DIR`). Under `mpirun -n N` the same command trains data-parallel."""
 import argparse
 import json
 import os
@@ -52,13 +53,20 @@ def non_negative_float(text):
     return value
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line (no usage dump) and exits with 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
+
+
 def train_parser():
     """Arguments of the training command (defaults follow the study)."""
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="run.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Train the study's VGG-style cats-vs-dogs net. Under `mpirun -n N` the global "
                     "batch is split over N ranks (MirroredStrategy semantics). Other commands: "
-                    "`run.py analyze -h`.")
+                    "`run.py analyze -h`, `run.py study -h`, `run.py report -h`.")
     p.add_argument("--data", default=None,
                    help="image folder (PetImages, Kaggle train/, cats_and_dogs_filtered, or ROOT/<class>/), "
                         "'cats_vs_dogs' to download Microsoft's archive, or omit for the built-in "
@@ -278,6 +286,12 @@ def main(argv=None):
         if argv and argv[0] == "analyze":
             from analysis.cli import main as analyze_main
             return analyze_main(argv[1:])
+        if argv and argv[0] == "study":
+            from analysis.study import main as study_main
+            return study_main(argv[1:])
+        if argv and argv[0] == "report":
+            from analysis.report import main as report_main
+            return report_main(argv[1:])
         return train_command(argv, comm)
     except UsageError as error:
         if comm.is_root:
