@@ -113,7 +113,8 @@ class Session:
         key = (run.args.get("data"), run.args.get("image_size"))
         if key not in self._datasets:
             self.log(f"loading data for {run.name}")
-            self._datasets[key] = load_run_dataset(run, self.args.data, self.args.cache_dir)
+            self._datasets[key] = load_run_dataset(run, self.args.data, self.args.cache_dir,
+                                                       log=self.log)
         if run.path not in self._models:
             self._models[run.path] = build_run_model(run, self.args.dtype, self.args.kernels)
         limit = self.args.examples if limit is None else limit

@@ -64,7 +64,7 @@ def compute_surface_points(objective, theta, d1, d2, xs, ys, rank=0, size=1, log
         a, b = xs[k % len(xs)], ys[k // len(xs)]
         losses.append(float(objective.value(theta + a * d1 + b * d2)))
         if count % len(xs) == 0 or count == len(indices):
-            log(f"surface rank {rank}: {count}/{len(indices)} points, last loss {losses[-1]:.4f}")
+            log(f"surface: {count}/{len(indices)} points of this worker, last loss {losses[-1]:.4f}")
     return {"indices": indices.tolist(), "losses": losses}
 
 

@@ -59,7 +59,7 @@ def plot_interpolation(result, path):
            ylabel="loss", yscale="log", title="1-D interpolation between minimisers")
     acc_ax.set_ylabel("accuracy")
     handles = ax.get_legend_handles_labels()[0] + acc_ax.get_legend_handles_labels()[0]
-    ax.legend(handles=handles, fontsize=8, loc="upper center")
+    ax.legend(handles=handles, fontsize=8, loc="best")
     return _save(fig, path)
 
 
@@ -82,9 +82,11 @@ def plot_surface(results, path):
     fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 5), squeeze=False)
     for ax, r in zip(axes[0], results):
         loss = np.asarray(r["loss"])
-        # loss surfaces rise steeply away from the minimum: log-spaced levels show both scales
-        low, high = np.nanmin(loss), np.nanmax(loss)
-        levels = np.geomspace(max(low, 1e-6), high, 25) if high > low else None
+        # loss surfaces rise steeply away from the minimum: levels at quantiles of the grid's
+        # losses put as many contours in the flat basin as on the steep walls
+        low = np.nanmin(loss)
+        levels = np.unique(np.nanquantile(loss, np.linspace(0, 1, 26)[1:-1]))
+        levels = levels if len(levels) > 1 else None
         contours = ax.contour(r["x"], r["y"], loss, levels=levels, cmap="viridis")
         ax.clabel(contours, contours.levels[::4], fontsize=7, fmt="%.3g")
         ax.plot([0], [0], "r+", ms=10)

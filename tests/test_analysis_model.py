@@ -81,7 +81,7 @@ def test_cli_all_on_real_model(tmp_path, monkeypatch):
     x, y = tiny_data(16, 4)
     xv, yv = tiny_data(8, 5)
     dataset = SimpleNamespace(train_x=x, train_y=y, val_x=xv, val_y=yv)
-    monkeypatch.setattr(analysis.cli, "load_run_dataset", lambda run, data, cache: dataset)
+    monkeypatch.setattr(analysis.cli, "load_run_dataset", lambda run, data, cache, log: dataset)
     out = tmp_path / "out"
     code = analysis.cli.main(
         ["all", str(tmp_path / "small"), str(tmp_path / "large"), "--out", str(out), "--quiet",

@@ -1,0 +1,131 @@
+"""Executing the study's analysis tasks on finished runs; each writes <study>/analysis/<name>.json.
+
+A result file stores the task's parameters; a task counts as done only when its file exists with the
+same parameters, so changing e.g. the surface grid recomputes the surfaces and nothing else.
+"""
+import json
+import os
+import time
+
+import numpy as np
+
+from .data import build_run_model, load_run_dataset, split_objective
+from .interpolation import default_alphas, interpolate
+from .landscape import default_axes, loss_surface
+from .noise import gradient_noise_scale
+from .rundir import Run
+from .sharpness import keskar_sharpness, random_subspace
+
+TERMINAL_STATUSES = ("finished", "early_stopped", "diverged")
+USABLE_STATUSES = ("finished", "early_stopped")
+
+
+def to_jsonable(value):
+    """Nested numpy values turned into plain JSON types."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def write_json_atomic(path, payload):
+    """Write JSON to a temporary name, then rename, so readers never see half a file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(to_jsonable(payload), f, indent=1)
+    os.replace(tmp, path)
+
+
+def read_json(path):
+    """A JSON file's content, or None when it is missing or unreadable."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def result_path(study_dir, task):
+    """Where a task's result lives."""
+    return os.path.join(study_dir, "analysis", f"{task.name}.json")
+
+
+def task_done(study_dir, task):
+    """True when the task's result exists and was computed with the current parameters."""
+    saved = read_json(result_path(study_dir, task))
+    return saved is not None and saved.get("params") == to_jsonable(task.params)
+
+
+class TaskRunner:
+    """Runs analysis tasks, keeping loaded datasets between tasks of one process."""
+
+    def __init__(self, study_dir, settings, cache_dir=None, log=print):
+        self.study_dir, self.settings, self.cache_dir, self.log = study_dir, settings, cache_dir, log
+        self._datasets = {}
+
+    def _dataset(self, run):
+        key = (run.args.get("data"), run.args.get("image_size"))
+        if key not in self._datasets:
+            self._datasets[key] = load_run_dataset(run, None, self.cache_dir)
+        return self._datasets[key]
+
+    def _objective(self, run, split, examples):
+        model = build_run_model(run, "float32", self.settings.kernels)
+        return split_objective(model, self._dataset(run), split, examples, 0,
+                               self.settings.eval_batch)
+
+    def run(self, task):
+        """Compute one task and write its result file (or a 'skipped' record when a run it needs
+        did not produce usable weights)."""
+        runs = [Run(os.path.join(self.study_dir, "runs", name)) for name in task.runs]
+        started = time.perf_counter()
+        unusable = [r.name for r in runs if r.status().get("status") not in USABLE_STATUSES]
+        if unusable:
+            result = {"skipped": f"no usable weights in {', '.join(unusable)} "
+                                 f"({', '.join(r.status().get('status', '?') for r in runs)})"}
+        else:
+            result = getattr(self, f"_{task.kind}")(task, runs)
+        os.makedirs(os.path.join(self.study_dir, "analysis"), exist_ok=True)
+        write_json_atomic(result_path(self.study_dir, task),
+                          {"kind": task.kind, "runs": list(task.runs), "params": task.params,
+                           "seconds": time.perf_counter() - started, "result": result})
+
+    def _sharpness(self, task, runs):
+        p, run = task.params, runs[0]
+        theta = run.theta("best")
+        objective = self._objective(run, "train", p["examples"])
+        spaces = ("full", "subspace") if p["space"] == "both" else (p["space"],)
+        out = {}
+        for space in spaces:
+            A = random_subspace(theta.size, p["subspace_dim"], 0) if space == "subspace" else None
+            out[space] = keskar_sharpness(objective, theta, p["eps"], A, p["maxiter"])
+        return {"spaces": out}
+
+    def _interpolation(self, task, runs):
+        p = task.params
+        small, large = runs
+        objectives = {split: self._objective(small, split, p["examples"]) for split in ("train", "val")}
+        return interpolate(small.theta("best"), large.theta("best"), objectives,
+                           default_alphas(p["points"]))
+
+    def _surface(self, task, runs):
+        p, run = task.params, runs[0]
+        axis = default_axes(p["grid"], p["extent"])
+        return loss_surface(self._objective(run, "train", p["examples"]), run.theta("best"),
+                            run.table, axis, axis, p["seed"])
+
+    def _noise(self, task, runs):
+        p, run = task.params, runs[0]
+        objective = self._objective(run, "train", None)
+        theta = run.theta("best")
+        b_big = min(p["b_big"], objective.n_examples)
+
+        def grad_fn(indices):
+            return objective.subset(indices).value_and_grad(theta)[1]
+        return gradient_noise_scale(grad_fn, objective.n_examples, p["b_small"], b_big,
+                                    p["batches"], p["seed"])
