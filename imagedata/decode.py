@@ -65,6 +65,9 @@ def decode_bytes(data: bytes, image_size: int, jfif_only: bool = False):
     try:
         with warnings.catch_warnings():
             # Pillow warns above MAX_IMAGE_PIXELS and raises at twice that; treat both as "too large".
+            # Other decoder warnings (corrupt EXIF, ...) would repeat for thousands of files: the
+            # outcome that matters is recorded as the skip reason or the decoded pixels.
+            warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as im:
                 im.load()

@@ -165,4 +165,7 @@ def list_source(path) -> Listing:
         raise DataError(f"data folder {root} does not exist")
     if not root.is_dir():
         raise DataError(f"data path {root} is not a folder")
-    return _detect(root, 0)
+    listing = _detect(root, 0)
+    if not listing.entries:
+        raise DataError(f"the class folders of {listing.root} hold no files")
+    return listing

@@ -86,8 +86,8 @@ def _load_folder(folder, image_size: int, cache_dir: Path, jfif_only: bool, log)
         raise DataError(f"cache entry {entry.folder} could not be read back; delete it and retry")
     arrays, meta = found
     if cache_used:
-        log(f"data: using cached arrays from {entry.folder} ({meta['counts']}, "
-            f"{meta['n_skipped']} files skipped)")
+        log(f"data: using cached arrays from {entry.folder} (train {arrays['train_y'].size:,}, "
+            f"val {arrays['val_y'].size:,}, {meta['n_skipped']:,} files skipped)")
     identity = {"name": "folder", "source": meta["source"], "layout": meta["layout"],
                 "image_size": meta["image_size"], "classes": meta["classes"], "counts": meta["counts"],
                 "n_train": int(arrays["train_y"].size), "n_val": int(arrays["val_y"].size),
