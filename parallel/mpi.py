@@ -74,11 +74,7 @@ def _synchronize_device():
 
 
 class MPICommunicator:
-    """Rank `rank` of `size` MPI processes; same interface as LocalCommunicator.
-
-    `reduce_seconds` and `reduce_calls` accumulate the time spent summing vectors
-    (allreduce_sum_), so benchmarks can report the communication share of a step.
-    """
+    """Rank `rank` of `size` MPI processes; same interface as LocalCommunicator."""
 
     def __init__(self, comm=None, cuda_aware=None, abort_on_uncaught=True):
         try:
@@ -95,7 +91,6 @@ class MPICommunicator:
         node.Free()
         self.cuda_aware = cuda_aware_mpi() if cuda_aware is None else cuda_aware
         self._staging = {}
-        self.reduce_seconds, self.reduce_calls = 0.0, 0
         if abort_on_uncaught and self.size > 1:
             self._abort_on_uncaught_exception()
 
@@ -162,11 +157,7 @@ class MPICommunicator:
 
     def allreduce_sum_(self, array):
         """Replace `array` by its sum over ranks, in place; every rank gets the same bits."""
-        started = time.perf_counter()
-        self._on_buffer(array, self._sum_everywhere)
-        self.reduce_seconds += time.perf_counter() - started
-        self.reduce_calls += 1
-        return array
+        return self._on_buffer(array, self._sum_everywhere)
 
     # ---- scalars -------------------------------------------------------------------------------
     def sum_values(self, values):

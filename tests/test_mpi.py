@@ -108,7 +108,6 @@ def test_collectives_match_direct_computation(tmp_path, ranks):
         assert bool(result["flag_any"]) and not bool(result["flag_none"])
         rank, size, local_rank, local_size, launcher_rank, launcher_size = result["ranks"]
         assert (rank, size, local_rank, local_size) == (r, ranks, launcher_rank, launcher_size)
-        assert int(result["reduce_calls"]) == 2
 
 
 # ---- training --------------------------------------------------------------------------------------

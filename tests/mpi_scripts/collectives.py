@@ -49,8 +49,7 @@ def main(out_dir):
              flag_any=comm.any_flag(comm.rank == comm.size - 1), flag_none=comm.any_flag(False),
              ranks=np.array([comm.rank, comm.size, comm.local_rank, comm.local_size,
                              int(os.environ.get("MPI_LOCALRANKID", -1)),
-                             int(os.environ.get("MPI_LOCALNRANKS", -1))]),
-             reduce_calls=comm.reduce_calls)
+                             int(os.environ.get("MPI_LOCALNRANKS", -1))]))
     comm.barrier()
 
 
