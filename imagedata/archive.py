@@ -18,7 +18,8 @@ def _check_members(zf: zipfile.ZipFile, zip_path: Path) -> None:
     for info in zf.infolist():
         parts = PurePosixPath(info.filename.replace("\\", "/")).parts
         if info.filename.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-            raise DataError(f"archive {zip_path} holds an unsafe path {info.filename!r}; refusing to unpack")
+            raise DataError(f"archive {zip_path} holds an unsafe path {info.filename!r}; "
+                            "refusing to unpack")
         total += info.file_size
     if total > MAX_UNPACKED_BYTES:
         raise DataError(f"archive {zip_path} would unpack to {total:,} bytes; refusing to unpack")
@@ -43,7 +44,8 @@ def extract_zip(zip_path: Path, dest: Path) -> Path:
                 zf.extractall(tmp)
         except (zipfile.BadZipFile, zlib.error, EOFError) as e:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise DataError(f"{zip_path} is not a valid zip archive ({e}); delete it to download again") from None
+            raise DataError(f"{zip_path} is not a valid zip archive ({e}); "
+                            "delete it to download again") from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -13,7 +13,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 # File names we try to decode; anything else (Thumbs.db, .txt, ...) is skipped without reading.
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".webp", ".tif",
+                              ".tiff"})
 # Pillow plugins allowed to open a file. Restricting them keeps hostile files away from plugins such
 # as EPS (which would start Ghostscript) and makes the per-file cost predictable.
 ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP")

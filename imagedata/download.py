@@ -185,7 +185,10 @@ def fetch_archive(url: str, downloads: Path, expected_sha256=None, progress=None
         raise DataError(f"cannot create download folder {folder}: {_one_line(e)}") from None
     with file_lock(folder / f"{name}.lock"):
         if final.is_file() and record.is_file():
-            info = json.loads(record.read_text())
+            try:
+                info = json.loads(record.read_text())
+            except ValueError:
+                info = {}  # unreadable record: fetch the archive again
             if info.get("size") == final.stat().st_size:
                 if pinned and info["sha256"] != pinned:
                     raise DataError(f"archive {final} has sha256 {info['sha256']}, not the expected "

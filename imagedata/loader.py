@@ -1,4 +1,5 @@
 """`load_dataset`: one entry point for the synthetic set, a local folder, or the downloaded archive."""
+import operator
 import os
 import shutil
 from pathlib import Path
@@ -22,10 +23,14 @@ MAX_IMAGE_SIZE = 2048
 
 
 def _check_image_size(image_size) -> int:
-    """image_size must be a positive integer; DataError otherwise."""
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or not 1 <= image_size <= MAX_IMAGE_SIZE:
+    """image_size as a plain int (NumPy integers accepted); DataError unless 1..MAX_IMAGE_SIZE."""
+    try:
+        size = None if isinstance(image_size, bool) else operator.index(image_size)
+    except TypeError:
+        size = None
+    if size is None or not 1 <= size <= MAX_IMAGE_SIZE:
         raise DataError(f"image size must be an integer from 1 to {MAX_IMAGE_SIZE}, not {image_size!r}")
-    return image_size
+    return size
 
 
 def _load_synthetic(image_size: int, log) -> Dataset:

@@ -193,9 +193,15 @@ def test_user_mistakes_raise_one_line_data_error(tmp_path, cache, make, message)
     assert "\n" not in str(info.value)
 
 
-def test_invalid_image_size_is_a_data_error(tmp_path):
+@pytest.mark.parametrize("size", [0, -3, 4096, 2.5, "64", True])
+def test_invalid_image_size_is_a_data_error(size):
     with pytest.raises(DataError, match="image size"):
-        load_dataset(None, image_size=0, log=lambda m: None)
+        load_dataset(None, image_size=size, log=lambda m: None)
+
+
+def test_numpy_integer_image_size_is_accepted():
+    ds = load_dataset(None, image_size=np.int64(4), log=lambda m: None)
+    assert ds.train_x.shape[1:] == (3, 4, 4) and type(ds.identity["image_size"]) is int
 
 
 # ---------------------------------------------------------------- bad files and colour modes
