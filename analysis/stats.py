@@ -33,12 +33,12 @@ class Summary:
         return self.sd / math.sqrt(self.n) if self.n >= 2 else float("nan")
 
     def text(self, fmt="{:.4g}"):
-        """'mean ± sd (n=k)', or the single value when n is 1."""
+        """'mean ± sd (n=k)' (sd to two digits), or the single value when n is 1."""
         if self.n == 0:
             return "n/a"
         if self.n == 1:
             return f"{fmt.format(self.mean)} (n=1)"
-        return f"{fmt.format(self.mean)} ± {fmt.format(self.sd)} (n={self.n})"
+        return f"{fmt.format(self.mean)} ± {self.sd:.2g} (n={self.n})"
 
 
 def summarize(values):

@@ -96,7 +96,7 @@ def compute_findings(results):
         results.summaries("best_epoch", [small, large]), pairs, +1, "{:.4g}",
         note=(f"{capped} bs{L} run(s) used all {st.max_epochs} epochs without stopping early: "
               "their value is a lower bound" if capped else ""))
-    add(5, f"|theta_best - theta_0|, bs{L} - bs{S} at lr {lr0:g}",
+    add(5, f"‖theta_best - theta_0‖, bs{L} - bs{S} at lr {lr0:g}",
         results.summaries("dist_init", [small, large]), pairs, -1)
     add(6, f"median update norm, bs{L} - bs{S} at lr {lr0:g}",
         results.summaries("update_median", [small, large]), pairs, -1, "{:.3g}")

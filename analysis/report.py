@@ -1,0 +1,180 @@
+"""`run.py report STUDY_DIR`: write report.md and its PNG figures from a study folder.
+
+The report puts the article's published numbers beside the study's (mean ± sd over seeds), and
+gives each of the article's eight findings a verdict computed by analysis/stats.py, printing the
+numbers that decided it. It reads only files the study wrote, so it can be rerun at any time, also
+on a study that is still running (what is missing is listed, not invented).
+"""
+import argparse
+import math
+import os
+import sys
+
+from .errors import AnalysisError
+from .study_figures import all_figures
+from .study_findings import compute_findings
+from .study_results import StudyResults
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+
+def build_parser():
+    """Arguments of `run.py report`."""
+    p = argparse.ArgumentParser(prog="run.py report",
+                                description="Write report.md and figures for a study folder.")
+    p.add_argument("study", metavar="STUDY_DIR", help="folder written by `run.py study`")
+    p.add_argument("--out", default=None, help="output folder (default STUDY_DIR/report)")
+    p.add_argument("--dpi", type=int, default=90, help="figure resolution")
+    p.add_argument("--title", default=None, help="report title")
+    return p
+
+
+def fmt_effect(effect):
+    """'+0.0123 ± 0.0040 SE' or the value alone when there is no SE."""
+    if not math.isfinite(effect.value):
+        return "n/a"
+    if not math.isfinite(effect.se):
+        return f"{effect.value:+.4g} (no SE: a setting has < 2 seeds)"
+    return f"{effect.value:+.4g} ± {effect.se:.2g}"
+
+
+def findings_section(rows):
+    """The findings table and, per finding, the numbers that decided its verdict."""
+    lines = ["## The eight findings", "",
+             "Rule (issue 8): **reproduced** when the effect has the article's sign and |effect| > "
+             "2 SE; **contradicted** when it has the opposite sign with the same margin; otherwise "
+             "**inconclusive**. SE = sqrt(sum of sd²/n over the settings compared), sd over seeds.",
+             "", "| # | article's claim | effect measured (ours) | article | ours: effect ± SE | "
+             "\\|effect\\|/SE | verdict |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        e = row["effect"]
+        ratio = f"{e.ratio:.1f}" if math.isfinite(e.ratio) else "n/a"
+        lines.append(f"| {row['number']} | {row['claim']} | {row['measure']} | {row['article']} | "
+                     f"{fmt_effect(e)} | {ratio} | **{e.verdict}** |")
+    lines += ["", "Deciding numbers (mean ± sd over seeds, n = seeds with usable weights):", ""]
+    for row in rows:
+        e = row["effect"]
+        sign = "> 0" if e.expected_sign > 0 else "< 0"
+        lines.append(f"- **{row['number']}. {row['claim']}** — {row['deciding']}. Effect "
+                     f"{fmt_effect(e)}; rule: effect {sign} and |effect| > 2 SE"
+                     + (f" ({abs(e.value):.3g} vs {2 * e.se:.3g})" if math.isfinite(e.se) else "")
+                     + f" → **{e.verdict}**." + (f" {row['note']}." if row["note"] else ""))
+    return lines
+
+
+def header_section(results, title):
+    """Title, data, settings, run counts and wall time."""
+    st, meta = results.settings, results.meta
+    counts = results.counts()
+    invocations = meta.get("invocations", [])
+    first_config = next((r.folder for r in results.runs if r.usable), None)
+    dataset = commit = threads = "unknown"
+    if first_config:
+        import json
+        with open(os.path.join(first_config, "config.json")) as f:
+            config = json.load(f)
+        dataset = config.get("dataset", {})
+        dataset = (f"{dataset.get('name', '?')} ({dataset.get('n_train', dataset.get('train', '?'))} train / "
+                   f"{dataset.get('n_val', dataset.get('val', '?'))} validation)"
+                   if isinstance(dataset, dict) else str(dataset))
+        commit = config.get("git_commit", "unknown")[:12]
+        threads = config.get("threads_per_rank", "?")
+    wall = results.wall_seconds()
+    lines = [f"# {title}", "",
+             f"Reproduction of *Effect of Batch Size on Neural Net Training* (Chang & Pathak, 2020) "
+             f"with batchlab, profile **{st.profile}**.", "",
+             f"- Data: `{st.data or 'synthetic'}` — {dataset}",
+             f"- Model input {st.image_size} px; batches {', '.join(map(str, st.batches))}; base lr "
+             f"{st.base_lr:g} at batch {st.base_batch}; linear scaling gives "
+             + ", ".join(f"bs {b}: {st.scaled_lr(b):g}" for b in st.batches),
+             f"- Early stopping: patience {st.patience}, at most {st.max_epochs} epochs "
+             "(the article: patience 100, up to 1000 epochs, 128 px)",
+             f"- Seeds: {st.seeds} for every headline configuration (base lr and linearly scaled "
+             f"lr); {st.sweep_seeds} for the other cells of the lr sweep "
+             f"(lrs {', '.join(f'{lr:g}' for lr in st.sweep_lrs)}). Seeds change the initial weights "
+             "and the shuffling, never the data split.",
+             f"- Analyses: sharpness eps {st.sharpness_eps:g}, {st.sharpness_space} space, "
+             f"{st.sharpness_maxiter} L-BFGS-B iterations; surfaces {st.surface_grid}x{st.surface_grid} "
+             f"on [-{st.surface_extent:g}, {st.surface_extent:g}]²; interpolation {st.interp_points} "
+             f"points; analyses use {st.analysis_examples or 'all'} examples per split "
+             "(the noise scale uses all training examples)",
+             f"- Runs: {len(results.runs)} planned; "
+             + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())),
+             f"- Wall time of the study: **{wall / 60:.1f} min** over {len(invocations)} invocation(s) "
+             + "(" + "; ".join(f"{i.get('start', '?')} → {i.get('end', '?')}, {i.get('ranks', 1)} "
+                               f"rank(s), {i.get('parallel', '?')}, {i.get('outcome', '?')}"
+                               for i in invocations) + ")",
+             f"- Code: commit {commit}; {threads} thread(s) per rank", ""]
+    missing = [t.name for t in results.tasks if results.analysis.get(t.name) is None]
+    if missing:
+        lines += [f"Not computed yet: {', '.join(missing)}.", ""]
+    return lines
+
+
+def figures_section(figures):
+    """One subsection per figure: image, caption, the article's value, our numbers."""
+    lines = ["## Figures", ""]
+    for fig in figures:
+        lines += [f"### {fig.title}", "", f"![{fig.title}]({fig.file})", "", fig.caption, ""]
+        if fig.article:
+            lines += [f"Article: {fig.article}.", ""]
+        if fig.table:
+            lines += ["| setting / quantity | ours | article |", "|---|---|---|"]
+            lines += [f"| {a} | {b} | {c} |" for a, b, c in fig.table]
+            lines.append("")
+    return lines
+
+
+def runs_section(results):
+    """Every run with its status and headline values."""
+    from .study_findings import sharpness_key
+    key = sharpness_key(results)
+    lines = ["## Every run", "", "| run | used by | status | best val loss | best epoch | epochs | "
+             "s/epoch | dist. from init | median update | sharpness |", "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def cell(run, name, fmt):
+        value = run.value(name)
+        return fmt.format(value) if math.isfinite(value) else "—"
+    for run in results.runs:
+        lines.append(f"| {run.planned.name} | {', '.join(run.planned.groups)} | {run.status} | "
+                     f"{cell(run, 'best_val_loss', '{:.4f}')} | {cell(run, 'best_epoch', '{:.0f}')} | "
+                     f"{cell(run, 'epochs', '{:.0f}')} | {cell(run, 'sec_per_epoch', '{:.2f}')} | "
+                     f"{cell(run, 'dist_init', '{:.3f}')} | {cell(run, 'update_median', '{:.3g}')} | "
+                     f"{cell(run, key, '{:.3g}')} |")
+    return lines + [""]
+
+
+def write_report(study_dir, out=None, dpi=90, title=None):
+    """Write <out>/report.md and the figures; returns the report path and the figure files."""
+    results = StudyResults(study_dir)
+    out = out or os.path.join(study_dir, "report")
+    os.makedirs(out, exist_ok=True)
+    figures = all_figures(results, out, dpi)
+    rows = compute_findings(results)
+    title = title or f"Batch-size study ({results.settings.profile} profile)"
+    lines = (header_section(results, title) + findings_section(rows) + [""]
+             + figures_section(figures) + runs_section(results))
+    path = os.path.join(out, "report.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path, [fig.file for fig in figures]
+
+
+def main(argv=None):
+    """Entry point of `run.py report`; returns the exit code (2 for a user mistake)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    try:
+        path, files = write_report(args.study, args.out, args.dpi, args.title)
+    except AnalysisError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    print(f"wrote {path} and {len(files)} figures", flush=True)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
