@@ -6,14 +6,20 @@ few input channels use the direct kernels of numba_direct.py; wide layers use im
 Work is split over the batch into one fixed index range per numba thread; per-thread scratch
 buffers are kept between calls, keyed by shape and dtype.
 """
+import time
+
 import numba
 import numpy as np
 
-from . import numba_direct
+from . import numba_blas, numba_direct, numba_gemm
 
 # Flat elements of one block of output rows: small enough for the accumulator and the input rows it
 # reads to stay in L1/L2, long enough to keep the vector loop busy.
 BLOCK_ELEMS = 2048
+
+# From this many input channels on, im2col + BLAS beats the direct kernels (bench/kernels.py
+# measures both: at 8 channels direct wins clearly, at 16 they are close, at 32 BLAS is 2x faster).
+GEMM_MIN_CHANNELS = 16
 
 _workspaces = {}
 
@@ -65,8 +71,12 @@ def conv_relu_pool_forward(x, w, b):
     code = np.empty((n, o, h2, w2), np.uint8)
     if y.size == 0:
         return y, code
-    wp = wd + 2 * (k // 2)
     nch = _chunks(n)
+    if c >= GEMM_MIN_CHANNELS:
+        with numba_blas.single_threaded():
+            _gemm_forward(x, w, b, y, code, nch)
+        return y, code
+    wp = wd + 2 * (k // 2)
     block = min(h2, max(1, BLOCK_ELEMS // wp))
     xpad = _workspace("xpad", (nch, c, 2, numba_direct.plane_len(h, wd, k)), dtype)
     acc = _workspace("acc", (nch, 2, block * wp + numba_direct.VEC), dtype)
@@ -85,12 +95,24 @@ def conv_relu_pool_backward(x, w, code, gy, need_gx=True):
     o, k = w.shape[0], w.shape[2]
     if gy.shape != (n, o, h // 2, wd // 2) or code.shape != gy.shape:
         raise BlockShapeError(f"gy {gy.shape} / code {code.shape} do not match the block output")
-    wp = wd + 2 * (k // 2)
     nch = _chunks(n)
-    wflip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
     gx = np.empty(x.shape, dtype) if need_gx else np.empty((0, c, h, wd), dtype)
     gw_part = np.empty((nch,) + w.shape, dtype)
     gb_part = np.empty((nch, o), dtype)
+    if c >= GEMM_MIN_CHANNELS:
+        with numba_blas.single_threaded():
+            _gemm_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx)
+    else:
+        _direct_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx)
+    return (gx if need_gx else None), gw_part.sum(axis=0), gb_part.sum(axis=0)
+
+
+def _direct_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx):
+    n, c, h, wd = x.shape
+    o, k = w.shape[0], w.shape[2]
+    dtype = x.dtype
+    wp = wd + 2 * (k // 2)
+    wflip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
     gx_block = min((h + 1) // 2, max(1, BLOCK_ELEMS // wp))
     plane = numba_direct.plane_len(h, wd, k)
     xpad = _workspace("xpad", (nch, c, 2, plane), dtype)
@@ -98,4 +120,48 @@ def conv_relu_pool_backward(x, w, code, gy, need_gx=True):
     acc = _workspace("acc", (nch, 2, gx_block * wp + numba_direct.VEC), dtype)
     numba_direct.direct_backward(x, wflip, code, gy, gx, gw_part, gb_part, xpad, gpad, acc,
                                  gx_block, BLOCK_ELEMS, nch, need_gx)
-    return (gx if need_gx else None), gw_part.sum(axis=0), gb_part.sum(axis=0)
+
+
+def _gemm_forward(x, w, b, y, code, nch):
+    n, c, h, wd = x.shape
+    o, k = w.shape[0], w.shape[2]
+    p = k // 2
+    kk = c * k * k
+    wb = np.ascontiguousarray(np.concatenate([w.reshape(o, kk), b[:, None]], axis=1))
+    cols = _workspace("gemm_cols1", (nch, kk + 1, h * wd), x.dtype)
+    cols[:, kk] = 1
+    xpad = _workspace("gemm_xpad", (nch, c, h + 2 * p, wd + 2 * p), x.dtype)
+    pre = _workspace("gemm_pre", (nch, o, h * wd), x.dtype)
+    numba_gemm.gemm_forward(x, wb, y, code, xpad, cols, pre, k, nch)
+
+
+def _gemm_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx):
+    n, c, h, wd = x.shape
+    o, k = w.shape[0], w.shape[2]
+    p = k // 2
+    kk = c * k * k
+    dt = x.dtype
+    cols = _workspace("gemm_cols", (nch, kk, h * wd), dt)
+    gcols = _workspace("gemm_gcols", (nch, kk, h * wd), dt)
+    gpre = _workspace("gemm_gpre", (nch, o, h * wd), dt)
+    tmp = _workspace("gemm_tmp", (nch, o, kk), dt)
+    xpad = _workspace("gemm_xpad", (nch, c, h + 2 * p, wd + 2 * p), dt)
+    gxpad = _workspace("gemm_gxpad", (nch, c, h + 2 * p, wd + 2 * p), dt)
+    numba_gemm.gemm_backward(x, np.ascontiguousarray(w.reshape(o, kk)), code, gy, gx,
+                             gw_part.reshape(nch, o, kk), gb_part, xpad, gxpad, cols, gpre, gcols,
+                             tmp, k, nch, need_gx)
+
+
+def warmup(dtype=np.float32):
+    """Compile (or load from numba's on-disk cache) every kernel for `dtype` on tiny inputs.
+
+    Call it in one process before others start (e.g. MPI rank 0 first) so that they only read the
+    cache instead of racing to write it. Returns the seconds it took."""
+    start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    for c in (1, GEMM_MIN_CHANNELS):
+        x = rng.standard_normal((2, c, 4, 4)).astype(dtype)
+        w = rng.standard_normal((2, c, 3, 3)).astype(dtype)
+        y, code = conv_relu_pool_forward(x, w, np.zeros(2, dtype))
+        conv_relu_pool_backward(x, w, code, np.ones_like(y), need_gx=True)
+    return time.perf_counter() - start

@@ -1,0 +1,135 @@
+"""The numba fused block against the NumPy reference (ops.block), on both kernel families."""
+import numba
+import numpy as np
+import pytest
+
+from ops import block_numba
+from ops.block import RELU_ZERO, conv_relu_pool_backward_reference, conv_relu_pool_reference
+from ops.conv import conv2d_forward
+
+# (N, C, O, H, W, k): odd sizes (floored pool), batch 1, 1 input channel, k 1/3/5; C >= 16 takes
+# the im2col + BLAS path, fewer channels the direct kernels.
+SHAPES = [
+    (3, 3, 4, 9, 11, 3),
+    (1, 1, 2, 8, 7, 3),
+    (2, 2, 3, 7, 9, 5),
+    (2, 5, 3, 8, 6, 1),
+    (5, 4, 8, 16, 16, 3),
+    (3, 16, 5, 7, 9, 3),
+    (1, 64, 3, 6, 6, 3),
+    (2, 17, 2, 5, 8, 5),
+    (2, 16, 4, 9, 7, 1),
+]
+
+
+def _data(shape, dtype, seed=0):
+    n, c, o, h, wd, k = shape
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, wd)).astype(dtype)
+    w = (rng.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(dtype)
+    b = (0.1 * rng.standard_normal(o)).astype(dtype)
+    gy = rng.standard_normal((n, o, h // 2, wd // 2)).astype(dtype)
+    return x, w, b, gy
+
+
+def _close(a, ref, rtol):
+    """Max error relative to the scale of the reference array."""
+    scale = max(float(np.abs(ref).max()), 1e-30)
+    assert a.shape == ref.shape and a.dtype == ref.dtype
+    assert float(np.abs(a.astype(np.float64) - ref).max()) <= rtol * scale
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_float64_matches_reference(shape):
+    x, w, b, gy = _data(shape, np.float64)
+    y, code = block_numba.conv_relu_pool_forward(x, w, b)
+    y_ref, code_ref = conv_relu_pool_reference(x, w, b)
+    np.testing.assert_array_equal(code, code_ref)
+    _close(y, y_ref, 1e-12)
+    got = block_numba.conv_relu_pool_backward(x, w, code, gy)
+    want = conv_relu_pool_backward_reference(x, w, code_ref, gy)
+    for g, g_ref in zip(got, want):
+        _close(g, g_ref, 1e-12)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_float32_matches_reference(shape):
+    x, w, b, gy = _data(shape, np.float32, seed=1)
+    y, code = block_numba.conv_relu_pool_forward(x, w, b)
+    y_ref, code_ref = conv_relu_pool_reference(x, w, b)
+    _close(y, y_ref, 1e-5)
+    # Codes may only differ where the window's top two pre-activations tie to float32 rounding.
+    x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
+    pre = conv2d_forward(x64, w64, b64)
+    n, o, h2, w2 = y.shape
+    win = pre[:, :, :2 * h2, :2 * w2].reshape(n, o, h2, 2, w2, 2).transpose(0, 1, 2, 4, 3, 5)
+    top2 = np.sort(win.reshape(n, o, h2, w2, 4), axis=-1)[..., -2:]
+    near_tie = (top2[..., 1] - top2[..., 0] < 1e-5) | (np.abs(top2[..., 1]) < 1e-5)
+    assert np.all((code == code_ref) | near_tie)
+    # Same codes on both sides so the gradients are comparable.
+    got = block_numba.conv_relu_pool_backward(x, w, code, gy)
+    want = conv_relu_pool_backward_reference(x, w, code, gy)
+    for g, g_ref in zip(got, want):
+        _close(g, g_ref, 1e-5)
+
+
+@pytest.mark.parametrize("channels", [2, 16])
+@pytest.mark.parametrize("value,bias", [(0.0, 0.5), (0.0, -0.5), (1.0, 0.0)])
+def test_ties_give_reference_codes_and_gradients(channels, value, bias):
+    # Constant planes: every interior window holds four exactly equal values (first one wins).
+    n, c, o, h, wd = 2, channels, 3, 8, 10
+    x = np.full((n, c, h, wd), value)
+    w = np.full((o, c, 3, 3), 0.25)
+    b = np.full(o, bias)
+    gy = np.random.default_rng(2).standard_normal((n, o, h // 2, wd // 2))
+    y, code = block_numba.conv_relu_pool_forward(x, w, b)
+    y_ref, code_ref = conv_relu_pool_reference(x, w, b)
+    np.testing.assert_array_equal(code, code_ref)
+    if bias < 0:
+        assert np.all(code == RELU_ZERO)
+    _close(y, y_ref, 1e-12)
+    got = block_numba.conv_relu_pool_backward(x, w, code, gy)
+    want = conv_relu_pool_backward_reference(x, w, code_ref, gy)
+    for g, g_ref in zip(got, want):
+        _close(g, g_ref, 1e-12)
+
+
+@pytest.mark.parametrize("shape", [SHAPES[0], SHAPES[5]])
+def test_need_gx_false_returns_none_and_same_weight_gradients(shape):
+    x, w, b, gy = _data(shape, np.float64, seed=3)
+    _, code = block_numba.conv_relu_pool_forward(x, w, b)
+    gx, gw, gb = block_numba.conv_relu_pool_backward(x, w, code, gy, need_gx=False)
+    _, gw_all, gb_all = block_numba.conv_relu_pool_backward(x, w, code, gy, need_gx=True)
+    assert gx is None
+    np.testing.assert_array_equal(gw, gw_all)
+    np.testing.assert_array_equal(gb, gb_all)
+
+
+@pytest.mark.parametrize("shape", [(5, 3, 4, 12, 12, 3), (5, 16, 4, 8, 8, 3)])
+def test_thread_count_only_changes_rounding_and_reruns_are_bitwise_equal(shape):
+    x, w, b, gy = _data(shape, np.float32, seed=4)
+    threads = numba.get_num_threads()
+    results = []
+    try:
+        for t in (1, threads, threads):
+            numba.set_num_threads(t)
+            y, code = block_numba.conv_relu_pool_forward(x, w, b)
+            results.append((y, code) + block_numba.conv_relu_pool_backward(x, w, code, gy))
+    finally:
+        numba.set_num_threads(threads)
+    for a, b_ in zip(results[1], results[2]):
+        np.testing.assert_array_equal(a, b_)
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    for a, b_ in zip(results[0], results[1]):
+        _close(a, b_, 1e-5)
+
+
+def test_mismatched_shapes_raise():
+    x = np.zeros((1, 3, 4, 4), np.float32)
+    with pytest.raises(block_numba.BlockShapeError):
+        block_numba.conv_relu_pool_forward(x, np.zeros((2, 4, 3, 3), np.float32), np.zeros(2))
+    with pytest.raises(block_numba.BlockShapeError):
+        block_numba.conv_relu_pool_forward(x, np.zeros((2, 3, 2, 2), np.float32), np.zeros(2))
+    with pytest.raises(block_numba.BlockShapeError):
+        block_numba.conv_relu_pool_backward(x, np.zeros((2, 3, 3, 3), np.float32),
+                                            np.zeros((1, 2, 2, 1), np.uint8), np.zeros((1, 2, 2, 1)))
