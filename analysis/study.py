@@ -10,7 +10,9 @@ Work is claimed through non-blocking file locks (fcntl.flock): every process wal
 list of runs and analyses, skips what is done, and takes the first item whose lock it gets. A lock
 dies with its process, so a killed study leaves nothing stale, and any number of processes (MPI ranks
 with `--parallel runs`, or separately started commands) share one study folder without
-coordination. Runs are trained in-process through run.py's `train_command`: the numba kernels and
+coordination. Without mpirun, `--workers N` (default: one per core) starts N worker processes of
+this same command, one thread each: on a small machine, whole runs side by side use the cores far
+better than threads inside one small-image run. Runs are trained in-process through run.py's `train_command`: the numba kernels and
 the decoded images are loaded once per process instead of once per run, and the exit code tells
 diverged (recorded, the study goes on) from interrupted (the study stops; the same command resumes).
 """
@@ -19,6 +21,7 @@ import contextlib
 import fcntl
 import os
 import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -63,6 +66,11 @@ def build_parser():
     p.add_argument("--parallel", choices=("runs", "data"), default="runs",
                    help="under mpirun: whole runs per rank, or data parallelism within each run")
     p.add_argument("--cache-dir", default=None, help="decoded-image cache (default: run.py's)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="without mpirun: worker processes sharing the queue (default: one per core)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads per process (default: cores / workers, or cores / ranks)")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--dry-run", action="store_true", help="print the plan and what is done, train nothing")
     g = p.add_argument_group("plan (defaults from --profile)")
     g.add_argument("--batches", type=_int_list, help="batch sizes, e.g. 32,64,128,256")
@@ -178,11 +186,13 @@ class Study:
         self.started = time.perf_counter()
         self.runner = TaskRunner(out, settings, cache_dir, log)
         self.verbose = comm.rank == 0 or parallel == "runs"
+        self.prefix = ""
 
     def say(self, message):
-        """Progress line (prefixed with the rank when several ranks work independently)."""
+        """Progress line (prefixed with the rank or worker when several work independently)."""
         if self.verbose:
-            log(message if self.comm.size == 1 else f"rank {self.comm.rank}: {message}")
+            prefix = f"rank {self.comm.rank}: " if self.comm.size > 1 else self.prefix
+            log(prefix + message)
 
     # ---- state -----------------------------------------------------------------------------
     def run_dir(self, name):
@@ -337,6 +347,36 @@ def prepare_environment(settings, comm, cache_dir):
     cli.warm_up_kernels(comm, settings.kernels)
 
 
+def run_workers(argv, workers, threads):
+    """Start `workers` processes of this study command (one queue, shared through the locks), wait
+    for them, and return the combined outcome. SIGTERM is passed on; Ctrl-C already reaches the
+    whole process group, so SIGINT is not sent a second time (a second one aborts a run mid-step)."""
+    import run as cli
+    command = [sys.executable, str(cli.HERE / "run.py"), "study"] + list(argv)
+    if "--threads" not in argv and not any(a.startswith("--threads=") for a in argv):
+        command += ["--threads", str(threads)]
+    children = [subprocess.Popen(command + ["--worker"]) for _ in range(workers)]
+    log(f"started {workers} worker processes ({threads} thread(s) each): "
+        + ", ".join(str(c.pid) for c in children))
+
+    def forward(signum, _frame):
+        if signum == signal.SIGTERM:
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signum)
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        codes = [child.wait() for child in children]
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if EXIT_USAGE in codes:
+        raise StudyError("a worker stopped on a usage error (see above)")
+    if EXIT_INTERRUPTED in codes or any(c < 0 for c in codes):
+        raise StudyInterrupted("workers")
+    return "complete" if all(c == EXIT_OK for c in codes) else "incomplete"
+
+
 def describe_plan(study):
     """Print every run and task with its state (for --dry-run)."""
     for r in study.runs:
@@ -371,18 +411,31 @@ def main(argv=None, comm=None):
                 print(plan_summary(settings))
                 describe_plan(study)
             return EXIT_OK
+        from parallel.threads import available_cores
+        if comm.size > 1 and (args.workers or 1) > 1:
+            raise StudyError("--workers is for a single process; under mpirun the ranks are the workers")
+        workers = 1 if (args.worker or comm.size > 1) else (args.workers or available_cores())
+        if args.worker:
+            study.prefix = f"worker {os.getpid()}: "
+            prepare_environment(settings, comm, args.cache_dir)
+            return {"complete": EXIT_OK, "incomplete": EXIT_INCOMPLETE}[study.run()]
         study.say(f"{plan_summary(settings)}; {study.runs_done_count()} runs already done; "
-                  f"{comm.size} rank(s), parallel {args.parallel}")
+                  + (f"{workers} worker processes" if workers > 1 else
+                     f"{comm.size} rank(s), parallel {args.parallel}"))
         start_iso, started = now_iso(), time.perf_counter()
         prepare_environment(settings, comm, args.cache_dir)
         outcome = "interrupted"
         try:
-            outcome = study.run()
+            if workers > 1:
+                outcome = run_workers(argv, workers, max(1, available_cores() // workers))
+            else:
+                outcome = study.run()
         finally:
             if comm.rank == 0:
                 record_invocation(out, {"start": start_iso, "end": now_iso(),
                                         "seconds": time.perf_counter() - started,
-                                        "ranks": comm.size, "parallel": args.parallel,
+                                        "ranks": comm.size, "workers": workers,
+                                        "parallel": args.parallel,
                                         "trained_by_rank0": study.trained,
                                         "analysed_by_rank0": study.analysed, "outcome": outcome})
     except StudyError as error:
@@ -394,7 +447,7 @@ def main(argv=None, comm=None):
               file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     if outcome == "incomplete":
-        study.say(f"finished with failures ({', '.join(sorted(study.failed))}); "
+        study.say(f"finished with failures ({', '.join(sorted(study.failed)) or 'see the workers above'}); "
                   "run the same command again to retry them")
         return EXIT_INCOMPLETE
     study.say(f"study complete in {(time.perf_counter() - started) / 60:.1f} min; "

@@ -19,7 +19,7 @@ PROFILES = {
     "paper": dict(image_size=128, max_epochs=1000, patience=100, seeds=3, sweep_seeds=1,
                   analysis_examples=0, surface_grid=51, sharpness_maxiter=10,
                   sharpness_space="both", interp_points=25, noise_batches=16),
-    "quick": dict(image_size=32, max_epochs=60, patience=10, seeds=3, sweep_seeds=1,
+    "quick": dict(image_size=32, max_epochs=150, patience=20, seeds=3, sweep_seeds=1,
                   analysis_examples=500, surface_grid=21, sharpness_maxiter=10,
                   sharpness_space="full", interp_points=25, noise_batches=8),
 }

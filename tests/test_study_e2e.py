@@ -20,7 +20,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MINI = ["--batches", "64,128", "--base-batch", "64", "--sweep-lrs", "0.01", "--seeds", "2",
         "--image-size", "32", "--max-epochs", "1", "--patience", "1", "--kernels", "reference",
         "--analysis-examples", "32", "--surface-grid", "3", "--sharpness-maxiter", "1",
-        "--interp-points", "3", "--noise-batches", "2"]
+        "--interp-points", "3", "--noise-batches", "2", "--workers", "1"]
 
 
 @pytest.fixture(scope="module")
