@@ -101,14 +101,51 @@ def header_section(results, title):
              f"- Runs: {len(results.runs)} planned; "
              + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())),
              f"- Wall time of the study: **{wall / 60:.1f} min** over {len(invocations)} invocation(s) "
-             + "(" + "; ".join(f"{i.get('start', '?')} → {i.get('end', '?')}, {i.get('ranks', 1)} "
-                               f"rank(s), {i.get('parallel', '?')}, {i.get('outcome', '?')}"
-                               for i in invocations) + ")",
+             + "(" + "; ".join(f"{i.get('start', '?')} → {i.get('end', '?')}, "
+                               + (f"{i['workers']} worker processes" if i.get("workers", 1) > 1 else
+                                  f"{i.get('ranks', 1)} rank(s), parallel {i.get('parallel', '?')}")
+                               + f", {i.get('outcome', '?')}" for i in invocations) + ")",
              f"- Code: commit {commit}; {threads} thread(s) per rank", ""]
     missing = [t.name for t in results.tasks if results.analysis.get(t.name) is None]
     if missing:
         lines += [f"Not computed yet: {', '.join(missing)}.", ""]
     return lines
+
+
+def published_section(results):
+    """study.md's table of published numbers with this study's value (mean ± sd) beside each."""
+    st = results.settings
+    S, L, lr0 = st.small_batch, st.large_batch, st.base_lr
+    base = ((S, lr0), (L, lr0))
+    scaled = ((S, st.scaled_lr(S)), (L, st.scaled_lr(L)))
+    from .study_findings import sharpness_key
+    rows = [("best val loss, lr 0.01", "0.344", "0.395", base, "best_val_loss", "{:.4f}"),
+            ("best val loss, linear-scaled lr", "0.345", "0.352", scaled, "best_val_loss", "{:.4f}"),
+            ("time per epoch (s), one device", "12.4", "7.7", base, "sec_per_epoch", "{:.3g}"),
+            ("epochs to converge, lr 0.01", "158", "958", base, "best_epoch", "{:.1f}"),
+            ("total time to converge (s), lr 0.01", "1915", "~3700 (4 GPUs)", base, "time_to_best", "{:.4g}"),
+            ("total time to converge (s), linear-scaled lr", "3156", "2197", scaled, "time_to_best", "{:.4g}"),
+            ("median batch update norm, lr 0.01", "3.3e-3", "1.5e-3", base, "update_median", "{:.3g}"),
+            ("sharpness (eps 1e-3), lr 0.01", "1.14", "(figure 21)", base, sharpness_key(results), "{:.3g}"),
+            ("sharpness, linear-scaled lr", "1.14", "4 - 7", scaled, sharpness_key(results), "{:.3g}")]
+    lines = ["## Published numbers beside ours", "",
+             f"The article's bs 32 / bs 256 against this study's bs {S} / bs {L} (mean ± sd over "
+             "seeds). Absolute times and epoch counts are not comparable across machines, image sizes "
+             "and epoch caps; the findings below compare directions and margins.", "",
+             f"| quantity | article bs 32 | article bs 256 | ours bs {S} | ours bs {L} |",
+             "|---|---|---|---|---|"]
+    for label, a_small, a_large, settings, key, fmt in rows:
+        ours = [results.summary(b, lr, key).text(fmt) for b, lr in settings]
+        lines.append(f"| {label} (ours at lr {settings[0][1]:g} / {settings[1][1]:g}) | {a_small} | "
+                     f"{a_large} | {ours[0]} | {ours[1]} |")
+    ranges = []
+    for batch in (S, L):
+        values = [d for r in results.runs_of(batch, lr0) for d in r.curve("epoch_distance")[1]
+                  if d is not None]
+        ranges.append(f"{min(values):.3g} - {max(values):.3g}" if values else "n/a")
+    lines.append(f"| epoch distance range, lr 0.01 (all seeds) | 0.15 - 0.4 | 0.02 - 0.04 | "
+                 f"{ranges[0]} | {ranges[1]} |")
+    return lines + [""]
 
 
 def figures_section(figures):
@@ -153,6 +190,7 @@ def write_report(study_dir, out=None, dpi=90, title=None):
     rows = compute_findings(results)
     title = title or f"Batch-size study ({results.settings.profile} profile)"
     lines = (header_section(results, title) + findings_section(rows) + [""]
+             + published_section(results)
              + figures_section(figures) + runs_section(results))
     path = os.path.join(out, "report.md")
     with open(path, "w") as f:

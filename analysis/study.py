@@ -450,8 +450,9 @@ def main(argv=None, comm=None):
         study.say(f"finished with failures ({', '.join(sorted(study.failed)) or 'see the workers above'}); "
                   "run the same command again to retry them")
         return EXIT_INCOMPLETE
-    study.say(f"study complete in {(time.perf_counter() - started) / 60:.1f} min; "
-              f"write the report with: run.py report {args.out}")
+    if comm.rank == 0:
+        log(f"study complete in {(time.perf_counter() - started) / 60:.1f} min; "
+            f"write the report with: run.py report {args.out}")
     return EXIT_OK
 
 

@@ -133,15 +133,18 @@ class FigureWriter:
         rows = []
         for ax, key in zip(np.atleast_1d(axes), keys):
             got = self.seeds_plot(ax, settings, key)
-            rows += [(f"{label}, {titles[key]}", s) for label, s in got]
+            published = article.get(key, {})
+            rows += [(f"{label}, {titles[key]}", s.text("{:.4g}"),
+                      published.get(int(label.split(",")[0][3:]), "")) for label, s in got]
             ax.set(title=titles[key])
-            if key in article:
-                ax.text(0.02, 0.97, "article: " + article[key], transform=ax.transAxes, va="top",
-                        fontsize=7, bbox=dict(fc="white", alpha=0.8))
+            if published:
+                ax.text(0.02, 0.97, "article: " + ", ".join(f"bs {b} {v}" for b, v in published.items()),
+                        transform=ax.transAxes, va="top", fontsize=7, bbox=dict(fc="white", alpha=0.8))
         return Figure(self.save(fig, name), f"Figure {number}: time and epochs, {what}",
                       "Per run (points) with mean ± sd over seeds. Times are this machine's, at this "
                       "study's image size; the article's are GPU seconds at 128 px (in the boxes).",
-                      "; ".join(article.values()), [(label, s.text("{:.4g}"), "") for label, s in rows])
+                      "; ".join(f"{titles[k]}: " + ", ".join(f"bs {b} {v}" for b, v in p.items())
+                                for k, p in article.items()), rows)
 
     def time_per_rank_count(self, settings, name):
         """Figure 8: time per epoch by batch size for each rank count the runs used."""
@@ -297,8 +300,7 @@ class FigureWriter:
             rows += [(f"{lbl} ({label})", s) for lbl, s in got]
         ax.set_xticks(range(len(self.st.batches)), [f"bs {b}" for b in self.st.batches])
         self.article_stars(ax, settings_sets[0][0], article_stars, "article bs 32: 1.14")
-        ax.set(ylabel="phi (percent loss rise)",
-               title=f"{title}: Keskar sharpness, {key.split('_')[1]} space, eps {self.st.sharpness_eps:g}")
+        ax.set(ylabel=f"phi ({key.split('_')[1]} space, eps {self.st.sharpness_eps:g})", title=title)
         ax.legend(fontsize=7)
         return Figure(self.save(fig, name), f"Figure {number}: {title}",
                       "Keskar et al.'s metric on the training loss at each run's best weights; points "
@@ -441,9 +443,9 @@ def all_figures(results, folder, dpi=90):
         w.best_losses(base, "fig06_best_losses", 6, f"lr {lr0:g}", {32: 0.344, 256: 0.395}),
         w.time_and_epochs(base, "fig07_time_epochs", 7, f"lr {lr0:g}",
                           ("sec_per_epoch", "best_epoch", "time_to_best"),
-                          {"sec_per_epoch": "bs 32 12.4 s, bs 256 7.7 s",
-                           "best_epoch": "bs 32 158, bs 256 958",
-                           "time_to_best": "bs 32 1915 s, bs 256 ~4x that"}),
+                          {"sec_per_epoch": {32: "12.4 s", 256: "7.7 s"},
+                           "best_epoch": {32: "158", 256: "958"},
+                           "time_to_best": {32: "1915 s", 256: "~4x bs 32's"}}),
         w.time_per_rank_count(base, "fig08_time_per_epoch_ranks"),
         w.distance("fig10_distance_from_init"),
         w.distance_by_layer("fig11_distance_by_layer"),
@@ -456,7 +458,7 @@ def all_figures(results, folder, dpi=90):
         w.best_losses(scaled, "fig24_best_losses_scaled", 24, "linearly scaled lr", {32: 0.345, 256: 0.352}),
         w.time_and_epochs(scaled, "fig25_epochs_time_scaled", 25, "linearly scaled lr",
                           ("best_epoch", "time_to_best"),
-                          {"time_to_best": "bs 32 3156 s, bs 256 2197 s"}),
+                          {"time_to_best": {32: "3156 s", 256: "2197 s"}}),
         w.sharpness([(base, f"lr {lr0:g}"), (scaled, "scaled lr")], "fig26_sharpness_scaled", 26,
                     "sharpness with and without lr scaling", {32: 1.14}),
         w.lr_comparison("dist_init", "fig27_distance_scaled", 27,
