@@ -200,7 +200,10 @@ def main():
     (RESULTS / "mpi_epochs.md").write_text(
         f"# Time per epoch vs batch size and MPI ranks\n\n{title}; threads per rank = cores / ranks. "
         f"Cells: seconds per epoch (share of the epoch spent in the gradient allreduce, including "
-        f"waiting for the slowest rank).\n\n{table}\n")
+        f"waiting for the slowest rank). 1-minute load average during the run: "
+        f"{min(load):.1f} to {max(load):.1f} on {available_cores()} cores (other programs running "
+        f"make multi-threaded single processes look worse than several single-threaded ranks)."
+        f"\n\n{table}\n")
     plot(rows, args.batches, RESULTS / "mpi_epochs.png", title)
     print(table)
 

@@ -177,9 +177,9 @@ class MPICommunicator:
     def barrier(self):
         """Wait until every rank arrives, sleeping rather than spinning.
 
-        MPI's blocking Barrier busy-polls; while rank 0 builds a cache or compiles kernels the
-        waiting ranks would take the cores it needs (measured: numba's first compile 8x slower with
-        4 ranks on 2 cores).
+        MPI's blocking Barrier busy-polls; while rank 0 builds a cache or compiles kernels alone,
+        spinning ranks would take the cores it needs (with more ranks than cores, as in the tests,
+        they take most of them).
         """
         request = self.comm.Ibarrier()
         while not request.Test():
