@@ -69,7 +69,8 @@ def build_parser():
     p.add_argument("--workers", type=int, default=None,
                    help="without mpirun: worker processes sharing the queue (default: one per core)")
     p.add_argument("--threads", type=int, default=None,
-                   help="threads per process (default: cores / workers, or cores / ranks)")
+                   help="threads per process, applied by run.py before numpy loads "
+                        "(default: cores / workers, or cores / ranks under mpirun)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--dry-run", action="store_true", help="print the plan and what is done, train nothing")
     g = p.add_argument_group("plan (defaults from --profile)")
@@ -412,6 +413,8 @@ def main(argv=None, comm=None):
                 describe_plan(study)
             return EXIT_OK
         from parallel.threads import available_cores
+        if args.workers is not None and args.workers < 1:
+            raise StudyError("--workers must be at least 1")
         if comm.size > 1 and (args.workers or 1) > 1:
             raise StudyError("--workers is for a single process; under mpirun the ranks are the workers")
         workers = 1 if (args.worker or comm.size > 1) else (args.workers or available_cores())

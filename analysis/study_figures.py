@@ -166,7 +166,8 @@ class FigureWriter:
         ax.legend(fontsize=7)
         art = "1 GPU: bs 32 12.4 s, bs 256 7.7 s; 4 GPUs: bs 256 3.97 s, bs 32 slightly slower than 1 GPU"
         note = ("" if len(ranks) > 1 else " This study trained every run on one rank, so only that "
-                "count is shown; `run.py study --parallel data` under mpirun measures data parallelism.")
+                "count is shown; `run.py study --parallel data` under mpirun measures data parallelism, "
+                "and the repository's bench/results/mpi_epochs.md times epochs over 1, 2 and 4 ranks.")
         return Figure(self.save(fig, name), "Figure 8: time per epoch with data parallelism",
                       "Mean training seconds per epoch for each number of ranks a run was trained on."
                       + note, art, rows)
