@@ -249,10 +249,12 @@ class FigureWriter:
         positive = np.concatenate([v[v > 0] for v in pooled.values()])
         bins = np.geomspace(positive.min(), positive.max(), 60)
         for batch, values in pooled.items():
-            ax.hist(values[values > 0], bins=bins, density=True, histtype="step", lw=1.5,
-                    color=self.color(batch), label=f"bs {batch} (all seeds)")
+            # bins are equal in log space, so the fraction of steps per bin compares the shapes
+            shown = values[values > 0]
+            ax.hist(shown, bins=bins, weights=np.full(shown.size, 1.0 / shown.size), histtype="step",
+                    lw=1.5, color=self.color(batch), label=f"bs {batch} (all seeds)")
             ax.axvline(np.median(values), color=self.color(batch), ls="--")
-        ax.set(xscale="log", xlabel="|theta_{t+1} - theta_t|", ylabel="density",
+        ax.set(xscale="log", xlabel="|theta_{t+1} - theta_t|", ylabel="fraction of steps",
                title="update norm per step (dashed: pooled median)")
         ax.legend(fontsize=7)
         rows = self.table(self.seeds_plot_rows(pair, "update_median"), "{:.3g}",
