@@ -12,6 +12,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from parallel.errors import MPIUnavailableError
 from parallel.threads import configure_threads
 
 EXIT_OK, EXIT_CRASH, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4
@@ -280,9 +281,10 @@ def main(argv=None):
     """Entry point: choose the command, run it, turn user mistakes into one line."""
     argv = list(sys.argv[1:] if argv is None else argv)
     configure_threads(requested_threads(argv))
-    from parallel import get_communicator
-    comm = get_communicator()
+    from parallel import LocalCommunicator, get_communicator
+    comm = LocalCommunicator()
     try:
+        comm = get_communicator()
         if argv and argv[0] == "analyze":
             from analysis.cli import main as analyze_main
             return analyze_main(argv[1:])
@@ -293,6 +295,9 @@ def main(argv=None):
             from analysis.report import main as report_main
             return report_main(argv[1:])
         return train_command(argv, comm)
+    except MPIUnavailableError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
     except UsageError as error:
         if comm.is_root:
             print(f"error: {error}", file=sys.stderr, flush=True)

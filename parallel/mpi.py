@@ -23,14 +23,11 @@ import time
 
 import numpy as np
 
+from .errors import MPIUnavailableError
 from .local import shard_bounds
 
 CUDA_AWARE_VARIABLE = "BATCHLAB_CUDA_AWARE_MPI"
 BARRIER_POLL_SECONDS = 0.005
-
-
-class MPIUnavailableError(RuntimeError):
-    """Started under an MPI launcher with several ranks, but mpi4py cannot be imported."""
 
 
 def _loaded_mpi_library():
