@@ -2,8 +2,9 @@
 
 Runs forward and backward of the five blocks of the study's net (3x128x128 input) at batch 32 and
 256 in float32, prints a table and writes bench/results/kernels.json. Times are the minimum over
-repeats (the median is stored too); the machine's load average is recorded because other processes
-on the two cores inflate the numbers. Usage: .venv/bin/python bench/kernels.py [--repeats R]
+repeats (the median is stored too), plus the numba kernels' CPU time on one thread; the machine's
+load average is recorded because other processes on the two cores inflate the wall times.
+Usage: .venv/bin/python bench/kernels.py [--repeats R]
 """
 import argparse
 import json
@@ -28,15 +29,26 @@ THREADS = 2
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "kernels.json")
 
 
-def _time(fn, repeats):
-    """(min, median) wall time of fn() in ms after one untimed call."""
+def _time(fn, repeats, clock=time.perf_counter):
+    """(min, median) time of fn() in ms after one untimed call."""
     fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append((time.perf_counter() - start) * 1e3)
+        times.append((clock() - start) * 1e3)
     return min(times), statistics.median(times)
+
+
+def _cpu_one_thread(fn, repeats):
+    """Process CPU time of fn() in ms on ONE numba thread: less sensitive than wall time to other
+    processes competing for the cores (they inflate it only through shared caches)."""
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return _time(fn, repeats, clock=time.process_time)[0]
+    finally:
+        numba.set_num_threads(threads)
 
 
 def _machine():
@@ -70,12 +82,45 @@ def bench_layer(c, o, size, batch, repeats):
         row[f"{name}_fwd_ms"], row[f"{name}_fwd_median_ms"] = _time(lambda: fwd(x, w, b), reps)
         row[f"{name}_bwd_ms"], row[f"{name}_bwd_median_ms"] = _time(
             lambda: bwd(x, w, code, gy, need_gx=need_gx), reps)
+    row["numba_fwd_cpu_1thread_ms"] = _cpu_one_thread(lambda: block_numba.conv_relu_pool_forward(
+        x, w, b), repeats)
+    row["numba_bwd_cpu_1thread_ms"] = _cpu_one_thread(lambda: block_numba.conv_relu_pool_backward(
+        x, w, code, gy, need_gx=need_gx), repeats)
     for part in ("fwd", "bwd"):
         row[f"speedup_{part}"] = row[f"reference_{part}_ms"] / row[f"numba_{part}_ms"]
     flops = 2.0 * batch * size * size * o * c * 9
     row["numba_fwd_gflops"] = flops / row["numba_fwd_ms"] / 1e6
     row["numba_bwd_gflops"] = flops * (2 if need_gx else 1) / row["numba_bwd_ms"] / 1e6
     return row
+
+
+def crossover(batch, repeats):
+    """One-thread CPU ms of both numba kernel families on the blocks with 8, 16, 32 input channels:
+    where im2col + BLAS starts to beat the direct kernels (block_numba.GEMM_MIN_CHANNELS)."""
+    rows = []
+    saved = block_numba.GEMM_MIN_CHANNELS
+    rng = np.random.default_rng(1)
+    try:
+        for c, o, size in LAYERS[2:]:
+            x = rng.standard_normal((batch, c, size, size)).astype(np.float32)
+            w = (rng.standard_normal((o, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
+            b = np.full(o, 0.01, np.float32)
+            row = {"layer": f"{c}->{o} @{size}", "batch": batch}
+            for path, threshold in (("direct", 10 ** 9), ("blas", 1)):
+                block_numba.GEMM_MIN_CHANNELS = threshold
+                y, code = block_numba.conv_relu_pool_forward(x, w, b)
+                gy = np.ones_like(y)
+                row[f"{path}_fwd_ms"] = _cpu_one_thread(
+                    lambda: block_numba.conv_relu_pool_forward(x, w, b), repeats)
+                row[f"{path}_bwd_ms"] = _cpu_one_thread(
+                    lambda: block_numba.conv_relu_pool_backward(x, w, code, gy), repeats)
+            rows.append(row)
+            print(f"crossover {row['layer']:>12}: direct fwd {row['direct_fwd_ms']:.2f} bwd "
+                  f"{row['direct_bwd_ms']:.2f} | BLAS fwd {row['blas_fwd_ms']:.2f} bwd "
+                  f"{row['blas_bwd_ms']:.2f}  (ms, 1-thread CPU, batch {batch})")
+    finally:
+        block_numba.GEMM_MIN_CHANNELS = saved
+    return rows
 
 
 def main():
@@ -89,7 +134,7 @@ def main():
     load_before = os.getloadavg()
     rows = []
     print(f"{'layer':>12} {'batch':>5} {'path':>11} | {'ref fwd':>8} {'numba':>7} {'x':>5} | "
-          f"{'ref bwd':>8} {'numba':>7} {'x':>5} | numba GFLOP/s fwd bwd")
+          f"{'ref bwd':>8} {'numba':>7} {'x':>5} | GFLOP/s fwd  bwd | 1-thread CPU ms fwd  bwd")
     for batch in BATCHES:
         for c, o, size in LAYERS:
             r = bench_layer(c, o, size, batch, args.repeats)
@@ -97,7 +142,9 @@ def main():
             print(f"{r['layer']:>12} {batch:>5} {r['path']:>11} | {r['reference_fwd_ms']:8.2f} "
                   f"{r['numba_fwd_ms']:7.2f} {r['speedup_fwd']:5.1f} | {r['reference_bwd_ms']:8.2f} "
                   f"{r['numba_bwd_ms']:7.2f} {r['speedup_bwd']:5.1f} | "
-                  f"{r['numba_fwd_gflops']:6.1f} {r['numba_bwd_gflops']:6.1f}")
+                  f"{r['numba_fwd_gflops']:11.1f} {r['numba_bwd_gflops']:5.1f} | "
+                  f"{r['numba_fwd_cpu_1thread_ms']:20.2f} {r['numba_bwd_cpu_1thread_ms']:5.2f}")
+    cross = crossover(BATCHES[0], args.repeats)
     totals = {}
     for batch in BATCHES:
         sel = [r for r in rows if r["batch"] == batch]
@@ -107,8 +154,11 @@ def main():
         print(f"batch {batch}: all five blocks fwd+bwd  reference {ref:.1f} ms, numba {fast:.1f} ms "
               f"({ref / fast:.1f}x)")
     result = {"machine": _machine(), "dtype": "float32", "warmup_seconds": warm,
+              "blas_from_channels": block_numba.GEMM_MIN_CHANNELS,
               "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
-              "timing": "min over repeats of wall time, ms", "layers": rows, "totals": totals}
+              "timing": "min over repeats of wall time, ms, 2 threads (numba and NumPy's "
+              "BLAS); *_cpu_1thread_ms: min process CPU time on one numba thread",
+              "layers": rows, "totals": totals, "crossover": cross}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
