@@ -243,7 +243,7 @@ def train_command(argv, comm):
     model = build_model(config, seed=args.seed, kernels=args.kernels, xp=xp)
     trainer = Trainer(model, data, comm, train_config, run_dir=run_dir, log=log,
                       progress=sys.stderr.isatty() and not args.quiet)
-    if args.resume and run_dir.file("checkpoint.npz").exists():
+    if args.resume and comm.any_flag(comm.is_root and run_dir.file("checkpoint.npz").exists()):
         from engine.checkpoint import CheckpointError
         try:
             trainer.restore(run_dir.file("checkpoint.npz"))

@@ -5,6 +5,7 @@ contiguous shard, computes the shard's share of the global mean loss (sum / glob
 the flat gradients with ONE in-place allreduce, and applies the same SGD update on every rank. With a
 single process the communicator's collectives are the identity, so the same loop serves both.
 """
+import json
 import math
 import sys
 import time
@@ -75,16 +76,26 @@ class Trainer:
         self.xp = xp
 
     # ---- checkpoints ---------------------------------------------------------------------------
-    def checkpoint_header(self):
+    def rank_sums(self):
+        """Every rank's partial training sums, gathered onto every rank exactly (x + 0 = x), so a
+        resumed rank continues from its own sums and the epoch's totals come out bit-identical."""
+        spread = [0.0] * (3 * self.comm.size)
+        spread[3 * self.comm.rank:3 * self.comm.rank + 3] = self.sums
+        gathered = self.comm.sum_values(spread)
+        return [gathered[3 * r:3 * r + 3] for r in range(self.comm.size)]
+
+    def checkpoint_header(self, rank_sums):
         """The counters and scalars of the state (the arrays go alongside)."""
         return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
                 "global_step": self.global_step, "best": self.best,
-                "epochs_since_best": self.epochs_since_best, "sums": self.sums,
+                "epochs_since_best": self.epochs_since_best, "rank_sums": rank_sums,
                 "metrics": self.metrics, "table": self.model.table,
                 "rank_count": self.comm.size}
 
     def save_checkpoint(self):
-        """Write the full state atomically; rank 0 only. On failure the previous one stays valid."""
+        """Write the full state atomically. Every rank calls it (the partial sums are gathered);
+        rank 0 writes. On a failed write the previous checkpoint stays valid."""
+        rank_sums = self.rank_sums()
         if self.run_dir is None:
             return
         arrays = {"theta": to_host(self.model.theta), "theta_best": to_host(self.theta_best),
@@ -93,31 +104,54 @@ class Trainer:
                   "update_norms": np.asarray(self.update_norms, dtype=np.float64)}
         arrays.update({f"opt_{k}": to_host(v) for k, v in self.optimizer.state().items()})
         try:
-            save_checkpoint(self.run_dir.file("checkpoint.npz"), self.checkpoint_header(), arrays)
+            save_checkpoint(self.run_dir.file("checkpoint.npz"), self.checkpoint_header(rank_sums),
+                            arrays)
         except OSError as error:
             self.log(f"warning: could not write the checkpoint ({error}); the previous one is intact")
+
+    def _broadcast_header(self, header):
+        """Send rank 0's checkpoint header to every rank (as bytes, through the array broadcast)."""
+        blob = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8) if header else None
+        length = np.array([0 if blob is None else blob.size], dtype=np.int64)
+        self.comm.broadcast_(length)
+        buffer = blob.copy() if blob is not None else np.empty(int(length[0]), dtype=np.uint8)
+        self.comm.broadcast_(buffer)
+        return json.loads(buffer.tobytes().decode())
 
     def restore(self, path):
         """Continue from a checkpoint written by save_checkpoint (same model, same rank count).
 
-        Rank 0 reads it and broadcasts the arrays, so every rank resumes from identical state.
+        Rank 0 reads it and broadcasts it, so ranks need no shared file system and resume from
+        identical state.
         """
-        header, arrays = load_checkpoint(path, self.model.table)
+        header, arrays, error = None, None, None
+        if self.comm.is_root:
+            try:
+                header, arrays = load_checkpoint(path, self.model.table)
+            except CheckpointError as exc:
+                error = str(exc)
+        if self.comm.any_flag(error is not None):
+            raise CheckpointError(error or "rank 0 could not read the checkpoint")
+        header = self._broadcast_header(header)
         if header["rank_count"] != self.comm.size:
             raise CheckpointError(f"{path} was written by {header['rank_count']} ranks; resume it with "
                                   f"the same number of ranks ({self.comm.size} now)")
         xp = self.xp
-        for name, target in (("theta", self.model.theta), ("theta_best", self.theta_best),
-                             ("theta_init", self.theta_init),
-                             ("theta_epoch_start", self.theta_epoch_start)):
-            target[...] = xp.asarray(arrays[name])
-        for key, buffer in self.optimizer.state().items():
-            buffer[...] = xp.asarray(arrays[f"opt_{key}"])
-        self.update_norms = [float(v) for v in arrays["update_norms"]]
+        targets = [("theta", self.model.theta), ("theta_best", self.theta_best),
+                   ("theta_init", self.theta_init), ("theta_epoch_start", self.theta_epoch_start)]
+        targets += [(f"opt_{k}", v) for k, v in self.optimizer.state().items()]
+        for name, target in targets:
+            if arrays is not None:
+                target[...] = xp.asarray(arrays[name])
+            self.comm.broadcast_(target)
+        norms = (arrays["update_norms"].astype(np.float64) if arrays is not None
+                 else np.empty(header["global_step"], dtype=np.float64))
+        self.comm.broadcast_(norms)
+        self.update_norms = [float(v) for v in norms]
         self.epoch, self.step_in_epoch = header["epoch"], header["step_in_epoch"]
         self.global_step = header["global_step"]
         self.best, self.epochs_since_best = header["best"], header["epochs_since_best"]
-        self.sums, self.metrics = header["sums"], header["metrics"]
+        self.sums, self.metrics = list(header["rank_sums"][self.comm.rank]), header["metrics"]
 
     # ---- the loop ------------------------------------------------------------------------------
     def lr_now(self):

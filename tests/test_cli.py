@@ -138,3 +138,34 @@ def test_signal_checkpoints_and_exits_cleanly(tmp_path, uninterrupted, signum):
     resumed = run_cli([*args, "--resume"], cache)
     assert resumed.returncode == 0, resumed.stderr
     assert np.array_equal(theta, final_state(out)[0])
+
+
+MPIRUN = Path(sys.executable).parent / "mpirun"
+
+
+@pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun is not installed in this environment")
+def test_sigkill_under_mpirun_then_resume_is_bit_identical(tmp_path):
+    cache = tmp_path / "cache"
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
+
+    def command(out, *extra):
+        return [str(MPIRUN), "-n", "2", sys.executable, str(ROOT / "run.py"), *SMALL,
+                "--max-epochs", "2", "--kernels", "reference", "--cache-dir", str(cache),
+                "--out", str(out), *extra]
+    whole = subprocess.run(command(tmp_path / "whole"), capture_output=True, text=True, env=env,
+                           timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / "cut"
+    process = subprocess.Popen(command(out, "--checkpoint-every", "7"), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    wait_for(out / "checkpoint.npz", process)
+    os.killpg(process.pid, signal.SIGKILL)  # the launcher and both ranks die at once
+    process.wait()
+    resumed = subprocess.run(command(out, "--checkpoint-every", "7", "--resume"), capture_output=True,
+                             text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    theta, metrics = final_state(tmp_path / "whole")
+    theta_resumed, metrics_resumed = final_state(out)
+    assert np.array_equal(theta, theta_resumed)
+    assert metrics == metrics_resumed
