@@ -108,7 +108,8 @@ def conv_relu_pool_backward(x, w, code, gy, need_gx=True):
 
 
 def _direct_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx):
-    n, c, h, wd = x.shape
+    """Backward with the direct kernels into gx / per-chunk gw_part, gb_part."""
+    _, c, h, wd = x.shape
     o, k = w.shape[0], w.shape[2]
     dtype = x.dtype
     wp = wd + 2 * (k // 2)
@@ -123,7 +124,8 @@ def _direct_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx):
 
 
 def _gemm_forward(x, w, b, y, code, nch):
-    n, c, h, wd = x.shape
+    """Forward with im2col + BLAS into y / code (bias folded in as a column of ones)."""
+    _, c, h, wd = x.shape
     o, k = w.shape[0], w.shape[2]
     p = k // 2
     kk = c * k * k
@@ -136,7 +138,8 @@ def _gemm_forward(x, w, b, y, code, nch):
 
 
 def _gemm_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx):
-    n, c, h, wd = x.shape
+    """Backward with im2col + BLAS into gx / per-chunk gw_part, gb_part."""
+    _, c, h, wd = x.shape
     o, k = w.shape[0], w.shape[2]
     p = k // 2
     kk = c * k * k
