@@ -150,9 +150,11 @@ def main():
         sel = [r for r in rows if r["batch"] == batch]
         ref = sum(r["reference_fwd_ms"] + r["reference_bwd_ms"] for r in sel)
         fast = sum(r["numba_fwd_ms"] + r["numba_bwd_ms"] for r in sel)
-        totals[str(batch)] = {"reference_ms": ref, "numba_ms": fast, "speedup": ref / fast}
+        cpu1 = sum(r["numba_fwd_cpu_1thread_ms"] + r["numba_bwd_cpu_1thread_ms"] for r in sel)
+        totals[str(batch)] = {"reference_ms": ref, "numba_ms": fast, "speedup": ref / fast,
+                              "numba_cpu_1thread_ms": cpu1}
         print(f"batch {batch}: all five blocks fwd+bwd  reference {ref:.1f} ms, numba {fast:.1f} ms "
-              f"({ref / fast:.1f}x)")
+              f"({ref / fast:.1f}x); numba on one thread {cpu1:.1f} ms CPU")
     result = {"machine": _machine(), "dtype": "float32", "warmup_seconds": warm,
               "blas_from_channels": block_numba.GEMM_MIN_CHANNELS,
               "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
