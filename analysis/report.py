@@ -10,6 +10,8 @@ import math
 import os
 import sys
 
+import numpy as np
+
 from .errors import AnalysisError
 from .study_figures import all_figures
 from .study_findings import compute_findings
@@ -112,6 +114,35 @@ def header_section(results, title):
     return lines
 
 
+def caveats_section(results):
+    """Conditions of this study that limit what its verdicts mean, detected from the data."""
+    st = results.settings
+    lines = []
+    for batch, lr in results.base_settings() + results.scaled_settings():
+        runs = results.runs_of(batch, lr)
+        capped = [r for r in runs if r.status == "finished"]
+        if runs and len(capped) == len(runs) and (batch, lr) != (st.small_batch, st.base_lr):
+            final = np.mean([r.metrics[-1]["train_loss"] for r in capped])
+            lines.append(f"- All {len(runs)} runs of bs {batch} at lr {lr:g} used every one of the "
+                         f"{st.max_epochs} epochs without stopping early: they had not converged "
+                         f"(mean final training loss {final:.3f}; chance level ln 2 = {math.log(2):.3f}). "
+                         "Comparisons with them (epochs to converge, distance, update size, sharpness) "
+                         "compare a trained minimiser with a point still on its way.")
+    invocations = results.meta.get("invocations", [])
+    side_by_side = max((max(i.get("workers", 1), i.get("ranks", 1) if i.get("parallel") == "runs" else 1)
+                        for i in invocations), default=1)
+    if side_by_side > 1:
+        lines.append(f"- Up to {side_by_side} runs trained side by side (one per worker/rank, one thread "
+                     "each), so seconds per epoch include contention for the cores and memory "
+                     "bandwidth with the other run and with anything else on the machine.")
+    if st.sweep_seeds < 2:
+        lines.append("- The lr sweep's cells outside the headline rows have a single seed: their values "
+                     "carry no spread, and no verdict depends on them.")
+    if not lines:
+        return []
+    return ["## Caveats (detected from the runs)", ""] + lines + [""]
+
+
 def published_section(results):
     """study.md's table of published numbers with this study's value (mean ± sd) beside each."""
     st = results.settings
@@ -189,7 +220,7 @@ def write_report(study_dir, out=None, dpi=90, title=None):
     figures = all_figures(results, out, dpi)
     rows = compute_findings(results)
     title = title or f"Batch-size study ({results.settings.profile} profile)"
-    lines = (header_section(results, title) + findings_section(rows) + [""]
+    lines = (header_section(results, title) + findings_section(rows) + [""] + caveats_section(results)
              + published_section(results)
              + figures_section(figures) + runs_section(results))
     path = os.path.join(out, "report.md")
