@@ -3,7 +3,6 @@
 (`python run.py analyze ...`), run the whole study (`python run.py study ...`) and write its report
 (`python run.py report STUDY_DIR`). Under `mpirun -n N` the same command trains data-parallel."""
 import argparse
-import json
 import os
 import platform
 import signal

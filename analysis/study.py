@@ -27,6 +27,8 @@ import time
 import traceback
 from datetime import datetime, timezone
 
+from engine.storage import file_lock
+
 from .study_plan import PROFILES, StudyError, plan_analyses, plan_runs, plan_summary, settings_from_args
 from .study_tasks import TERMINAL_STATUSES, TaskRunner, read_json, task_done, write_json_atomic
 
@@ -122,18 +124,6 @@ def try_lock(path):
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-@contextlib.contextmanager
-def blocking_lock(path):
-    """Hold an exclusive lock on `path`, waiting for it (short read-modify-write sections)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a+b") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
 def now_iso():
     """The current UTC time, ISO 8601."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -142,7 +132,7 @@ def now_iso():
 def open_study(out, settings):
     """Create or reopen the study folder's study.json; refuse settings that would change runs."""
     path = os.path.join(out, "study.json")
-    with blocking_lock(os.path.join(out, "locks", "study.json.lock")):
+    with file_lock(os.path.join(out, "locks", "study.json.lock")):
         saved = read_json(path)
         if saved is None and os.path.exists(path):
             raise StudyError(f"{path} is unreadable; fix or remove it")
@@ -161,7 +151,7 @@ def open_study(out, settings):
 def record_invocation(out, entry):
     """Append one invocation's record (start, end, wall seconds, outcome) to study.json."""
     path = os.path.join(out, "study.json")
-    with blocking_lock(os.path.join(out, "locks", "study.json.lock")):
+    with file_lock(os.path.join(out, "locks", "study.json.lock")):
         record = read_json(path) or {"invocations": []}
         record.setdefault("invocations", []).append(entry)
         write_json_atomic(path, record)

@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 
+from engine.storage import atomic_write_json
+
 from .data import build_run_model, load_run_dataset, split_objective
 from .interpolation import default_alphas, interpolate
 from .landscape import default_axes, loss_surface
@@ -34,11 +36,8 @@ def to_jsonable(value):
 
 
 def write_json_atomic(path, payload):
-    """Write JSON to a temporary name, then rename, so readers never see half a file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(to_jsonable(payload), f, indent=1)
-    os.replace(tmp, path)
+    """Write JSON atomically (temp file, fsync, rename), so readers never see half a file."""
+    atomic_write_json(path, to_jsonable(payload))
 
 
 def read_json(path):

@@ -1,6 +1,8 @@
 """Crash-safe files: every write goes to a temporary file, is fsynced, then renamed over the target,
 so a reader (or a resumed run) sees either the old complete file or the new complete file, never a
 torn one. Arrays are read with allow_pickle=False: nothing the project reads is ever unpickled."""
+import contextlib
+import fcntl
 import io
 import json
 import os
@@ -10,6 +12,28 @@ import numpy as np
 
 class StorageError(Exception):
     """A file the project wrote cannot be read back as expected (corrupt, foreign, or pickled)."""
+
+
+@contextlib.contextmanager
+def file_lock(path):
+    """Hold an exclusive advisory lock on `path` (created if missing) for the with-block, so that
+    processes sharing a folder (MPI ranks, study workers) take turns on one critical section."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def fsync_dir(folder):
+    """Make renames inside `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path, data):
@@ -26,11 +50,7 @@ def atomic_write_bytes(path, data):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 
 def atomic_write_json(path, obj):

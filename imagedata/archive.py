@@ -5,7 +5,7 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from imagedata.cache import file_lock, fsync_dir
+from engine.storage import file_lock, fsync_dir
 from imagedata.errors import DataError
 
 # Microsoft's archive unpacks to about 0.85 GB; anything claiming far more is refused (zip bomb).

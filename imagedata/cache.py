@@ -6,8 +6,6 @@ place; meta.json is written last and marks the entry complete, so a reader that 
 whole arrays. Builders hold an exclusive flock on the lock file, so two processes (e.g. MPI ranks)
 never build the same entry at once; readers of a complete entry need no lock.
 """
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -15,6 +13,8 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+
+from engine.storage import atomic_write_bytes, file_lock, fsync_dir
 
 CACHE_FORMAT = 1
 ARRAY_NAMES = ("train_x", "train_y", "val_x", "val_y")
@@ -25,38 +25,6 @@ def cache_key(payload: dict) -> str:
     """Stable short hash of everything that determines the arrays (JSON with sorted keys)."""
     text = json.dumps({"format": CACHE_FORMAT, **payload}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
-@contextlib.contextmanager
-def file_lock(path: Path):
-    """Hold an exclusive advisory lock on `path` (created if missing) for the with-block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make renames inside `folder` durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via temp file + fsync + rename, so readers see old or new, never half."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 class CacheEntry:

@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagedata.cache import atomic_write_bytes, file_lock
+from engine.storage import atomic_write_bytes, file_lock
 from imagedata.errors import DataError
 
 DEFAULT_URL = ("https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
