@@ -10,7 +10,7 @@ from analysis.interpolation import interpolate
 from analysis.objective import ModelObjective, to_unit_range
 from test_analysis_runs import make_run
 
-engine_model = pytest.importorskip("engine.model")
+import engine.model as engine_model  # noqa: E402
 
 
 def tiny_model(seed=0):

@@ -165,17 +165,7 @@ def test_a_failing_rank_ends_the_job(mode):
 
 
 # ---- the command line ------------------------------------------------------------------------------
-def synthetic_data_available():
-    """run.py's data loader (imagedata.load_dataset) exists in this checkout."""
-    try:
-        from imagedata import load_dataset  # noqa: F401
-    except Exception:  # noqa: BLE001 - absent or half-written: the CLI cannot run yet
-        return False
-    return True
-
-
 @needs_mpi
-@pytest.mark.skipif(not synthetic_data_available(), reason="imagedata.load_dataset is not there yet")
 def test_run_py_under_mpirun_writes_one_run_directory(tmp_path):
     out = tmp_path / "runs"
     out.mkdir()
