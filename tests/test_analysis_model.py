@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 import analysis.cli
+import engine.model as engine_model
 from analysis.interpolation import interpolate
 from analysis.objective import ModelObjective, to_unit_range
 from test_analysis_runs import make_run
 
-import engine.model as engine_model  # noqa: E402
 
 
 def tiny_model(seed=0):
