@@ -27,6 +27,7 @@ from .errors import MPIUnavailableError
 from .local import shard_bounds
 
 CUDA_AWARE_VARIABLE = "BATCHLAB_CUDA_AWARE_MPI"
+ABORT_GRACE_SECONDS = 0.5
 BARRIER_POLL_SECONDS = 0.005
 
 
@@ -190,5 +191,8 @@ class MPICommunicator:
         """
         sys.stdout.flush()
         sys.stderr.flush()
+        # Abort tears the launcher's output forwarding down at once; give it a moment to pass this
+        # rank's last lines (the error report) on first, or they can be lost.
+        time.sleep(ABORT_GRACE_SECONDS)
         self.comm.Abort(code)
         os._exit(code)
