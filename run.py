@@ -69,7 +69,8 @@ def train_parser():
                     "`run.py analyze -h`, `run.py study -h`, `run.py report -h`.")
     p.add_argument("--data", default=None,
                    help="image folder (PetImages, Kaggle train/, cats_and_dogs_filtered, or ROOT/<class>/), "
-                        "'cats_vs_dogs' to download Microsoft's archive, or omit for the built-in "
+                        "'cats_vs_dogs' to download Microsoft's archive, 'synthetic' for the built-in "
+                        "synthetic set; omitted: the archive if it was downloaded before, else the "
                         "synthetic set")
     p.add_argument("--batch", type=positive_int, default=32, help="GLOBAL batch size (all ranks)")
     p.add_argument("--lr", type=positive_float, default=0.01, help="base learning rate")
@@ -155,9 +156,9 @@ def select_device(name, comm):
     return cupy
 
 
-def default_out(args, comm_size):
+def default_out(args, dataset_name, comm_size):
     """runs/<data>-bs<batch>-lr<lr>-<scale>-s<seed>[-r<ranks>] for a run without --out."""
-    data = Path(args.data).name if args.data else "synthetic"
+    data = Path(args.data).name if args.data else dataset_name
     name = f"{data}-bs{args.batch}-lr{args.lr:g}-{args.lr_scale}-s{args.seed}"
     return str(HERE / "runs" / (name + (f"-r{comm_size}" if comm_size > 1 else "")))
 
@@ -221,7 +222,7 @@ def train_command(argv, comm):
                                max_epochs=args.max_epochs, patience=args.patience, seed=args.seed,
                                momentum=args.momentum, weight_decay=args.weight_decay,
                                eval_batch=args.eval_batch, checkpoint_every=args.checkpoint_every)
-    out = args.out or default_out(args, comm.size)
+    out = args.out or default_out(args, data.identity.get("name", "data"), comm.size)
     run_dir = RunDirectory(out)
     run_config = {"args": {k: v for k, v in vars(args).items() if k != "cache_dir"},
                   "effective_lr": train_config.effective_lr, "ranks": comm.size,

@@ -167,6 +167,17 @@ def archive_folder(url: str, downloads: Path) -> Path:
     return Path(downloads) / hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
+def archive_name(url: str) -> str:
+    """File name the archive at `url` is stored under."""
+    return os.path.basename(urllib.parse.urlparse(url).path) or "archive.zip"
+
+
+def archive_downloaded(url: str, downloads: Path) -> bool:
+    """True when the archive at `url` was fully downloaded and recorded in `downloads` before."""
+    name, folder = archive_name(url), archive_folder(url, downloads)
+    return (folder / name).is_file() and (folder / f"{name}.json").is_file()
+
+
 def fetch_archive(url: str, downloads: Path, expected_sha256=None, progress=None, log=print) -> Archive:
     """Return the verified archive at `url`, downloading or resuming it into `downloads` if needed.
 
@@ -175,7 +186,7 @@ def fetch_archive(url: str, downloads: Path, expected_sha256=None, progress=None
     On a mismatch the file is deleted and DataError is raised, so a bad archive is never used.
     """
     pinned = _normalise_sha(expected_sha256)
-    name = os.path.basename(urllib.parse.urlparse(url).path) or "archive.zip"
+    name = archive_name(url)
     known_size, known_sha = KNOWN_ARCHIVES.get(name, (None, None))
     folder = archive_folder(url, downloads)
     final, part, record = folder / name, folder / f"{name}.part", folder / f"{name}.json"

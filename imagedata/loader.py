@@ -11,7 +11,7 @@ from imagedata.archive import extract_zip
 from imagedata.build import build_entry
 from imagedata.cache import CacheEntry, cache_key, prune_stale
 from imagedata.dataset import Dataset
-from imagedata.download import DEFAULT_URL, fetch_archive
+from imagedata.download import DEFAULT_URL, archive_downloaded, fetch_archive
 from imagedata.errors import DataError
 from imagedata.layouts import list_source
 from imagedata.split import SPLIT_SEED
@@ -107,7 +107,8 @@ def load_dataset(source=None, image_size=128, cache_dir=None, seed=0, jfif_only=
                  download_url=None, expected_sha256=None, progress=None) -> Dataset:
     """Load the data a run trains on, as a `Dataset` of uint8 NCHW arrays.
 
-    source: None or "synthetic" -> the built-in synthetic set; "cats_vs_dogs" -> Microsoft's archive,
+    source: None -> Microsoft's archive if it was downloaded into cache_dir before, else the built-in
+    synthetic set; "synthetic" -> the synthetic set; "cats_vs_dogs" -> Microsoft's archive,
     downloaded (or resumed) into cache_dir, verified, unpacked and loaded as PetImages; anything else
     -> a folder path (layouts in imagedata.layouts). Decoded arrays are cached under cache_dir and
     reused while the folder's files are unchanged.
@@ -119,9 +120,11 @@ def load_dataset(source=None, image_size=128, cache_dir=None, seed=0, jfif_only=
     """
     del seed  # documented above: the data never depends on the training seed
     image_size = _check_image_size(image_size)
-    if source is None or source == SYNTHETIC:
-        return _load_synthetic(image_size, log)
     cache_dir = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR).expanduser()
+    if source is None:
+        source = CATS_VS_DOGS if archive_downloaded(DEFAULT_URL, cache_dir / "downloads") else SYNTHETIC
+    if source == SYNTHETIC:
+        return _load_synthetic(image_size, log)
     if source == CATS_VS_DOGS:
         url = download_url or DEFAULT_URL
         archive = fetch_archive(url, cache_dir / "downloads", expected_sha256, progress, log)

@@ -151,6 +151,17 @@ def test_download_verifies_unpacks_and_loads_petimages(server, tmp_path):
     assert any("cache" in m for m in logs)
 
 
+def test_no_source_prefers_a_downloaded_archive_over_the_synthetic_set(server, tmp_path, monkeypatch):
+    import imagedata.loader
+    monkeypatch.setattr(imagedata.loader, "DEFAULT_URL", server.url)
+    cache = tmp_path / "cache"
+    assert load_dataset(None, image_size=SIZE, cache_dir=cache, log=lambda m: None).identity["name"] == "synthetic"
+    fetch(server, cache)
+    ds = load_dataset(None, image_size=SIZE, cache_dir=cache, log=lambda m: None)
+    assert ds.identity["name"] == "cats_vs_dogs" and ds.identity["cache_used"]
+    assert server.ranges == [None]  # downloaded once, by the explicit request
+
+
 def test_partial_download_is_resumed_with_a_range_request(server, tmp_path):
     cache = tmp_path / "cache"
     part = part_path(server, cache)
