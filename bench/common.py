@@ -52,3 +52,22 @@ def write_result(name, payload):
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+def study_net_step(kernels, batch, image_size, seed=0):
+    """The study's net with random inputs and one training step (forward, backward, SGD update) as a
+    callable; returns (model, sgd, x, y, step)."""
+    import numpy as np
+
+    from engine.model import ModelConfig, build_model
+    from engine.sgd import SGD
+    model = build_model(ModelConfig(image_size=image_size), seed=seed, kernels=kernels)
+    sgd = SGD(model.theta, model.grad)
+    rng = np.random.default_rng(seed)
+    x = rng.random((batch, 3, image_size, image_size), dtype=np.float32)
+    y = (rng.random(batch) > 0.5).astype(np.float32)
+
+    def step():
+        model.loss_and_grad(x, y)
+        sgd.step(0.01)
+    return model, sgd, x, y, step

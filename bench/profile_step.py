@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import RESULTS, best_time, machine_info, write_result  # noqa: E402
+from bench.common import RESULTS, best_time, machine_info, study_net_step, write_result  # noqa: E402
 
 
 class _Timings:
@@ -74,21 +74,9 @@ def _layer_names(layers):
 
 def profile(batch, image_size, repeats):
     """Median per-part forward/backward ms of `repeats` training steps (after two warm-up steps)."""
-    import numpy as np
-
     import engine.model as model_module
-    from engine.model import ModelConfig, build_model
-    from engine.sgd import SGD
 
-    model = build_model(ModelConfig(image_size=image_size), seed=0, kernels="fast")
-    sgd = SGD(model.theta, model.grad)
-    rng = np.random.default_rng(0)
-    x = rng.random((batch, 3, image_size, image_size), dtype=np.float32)
-    y = (rng.random(batch) > 0.5).astype(np.float32)
-
-    def plain_step():
-        model.loss_and_grad(x, y)
-        sgd.step(0.01)
+    model, sgd, x, y, plain_step = study_net_step("fast", batch, image_size)
     plain = best_time(plain_step, repeats, warmup=2)
 
     timings = _Timings()

@@ -16,24 +16,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import RESULTS, best_time, machine_info, peak_rss_mb, write_result  # noqa: E402
+from bench.common import (RESULTS, best_time, machine_info, peak_rss_mb, study_net_step,  # noqa: E402
+                          write_result)
 
 
 def time_engine(kernels, batch, image_size, repeats):
     """Seconds per training step of our engine, and peak RSS."""
-    import numpy as np
-
-    from engine.model import ModelConfig, build_model
-    from engine.sgd import SGD
-    model = build_model(ModelConfig(image_size=image_size), seed=0, kernels=kernels)
-    sgd = SGD(model.theta, model.grad)
-    rng = np.random.default_rng(0)
-    x = rng.random((batch, 3, image_size, image_size), dtype=np.float32)
-    y = (rng.random(batch) > 0.5).astype(np.float32)
-
-    def step():
-        model.loss_and_grad(x, y)
-        sgd.step(0.01)
+    *_, step = study_net_step(kernels, batch, image_size)
     seconds = best_time(step, repeats, warmup=2)
     return seconds, peak_rss_mb()
 
