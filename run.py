@@ -287,10 +287,10 @@ def main(argv=None):
         comm = get_communicator()
         if argv and argv[0] == "analyze":
             from analysis.cli import main as analyze_main
-            return analyze_main(argv[1:])
+            return analyze_main(argv[1:], comm)
         if argv and argv[0] == "study":
             from analysis.study import main as study_main
-            return study_main(argv[1:])
+            return study_main(argv[1:], comm)
         if argv and argv[0] == "report":
             from analysis.report import main as report_main
             return report_main(argv[1:])
