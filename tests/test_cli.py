@@ -94,6 +94,16 @@ def wait_for(path, process, timeout=120):
         time.sleep(0.05)
 
 
+def start_until_checkpoint(out, cache, every):
+    """Start a 3-epoch run checkpointing every `every` steps; return (args, process) once the first
+    checkpoint is on disk, i.e. with the run mid-way."""
+    args = [*SMALL, "--max-epochs", "3", "--kernels", "reference", "--out", str(out),
+            "--checkpoint-every", str(every)]
+    process = start(args, cache)
+    wait_for(out / "checkpoint.npz", process)
+    return args, process
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     base = tmp_path_factory.mktemp("whole")
@@ -106,10 +116,7 @@ def uninterrupted(tmp_path_factory):
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, uninterrupted):
     cache, (theta, metrics) = uninterrupted
     out = tmp_path / "run"
-    args = [*SMALL, "--max-epochs", "3", "--kernels", "reference", "--out", str(out),
-            "--checkpoint-every", "7"]
-    process = start(args, cache)
-    wait_for(out / "checkpoint.npz", process)
+    args, process = start_until_checkpoint(out, cache, every=7)
     process.send_signal(signal.SIGKILL)
     process.wait()
     resumed = run_cli([*args, "--resume"], cache)
@@ -124,10 +131,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, uninterrupted)
 def test_signal_checkpoints_and_exits_cleanly(tmp_path, uninterrupted, signum):
     cache, (theta, _) = uninterrupted
     out = tmp_path / "run"
-    args = [*SMALL, "--max-epochs", "3", "--kernels", "reference", "--out", str(out),
-            "--checkpoint-every", "5"]
-    process = start(args, cache)
-    wait_for(out / "checkpoint.npz", process)
+    args, process = start_until_checkpoint(out, cache, every=5)
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=120)
     if process.returncode == 0:  # the run was already finishing; nothing to resume
