@@ -53,6 +53,17 @@ def non_negative_float(text):
     return value
 
 
+def loss_levels(text):
+    """argparse type: comma-separated positive training-loss levels, returned highest first."""
+    try:
+        values = sorted({float(v) for v in text.split(",") if v.strip()}, reverse=True)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or any(not 0 < v < float("inf") for v in values):
+        raise argparse.ArgumentTypeError(f"levels must be positive numbers, got {text!r}")
+    return values
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a bad argument in one line (no usage dump) and exits with 2."""
 
@@ -94,6 +105,9 @@ def train_parser():
     p.add_argument("--eval-batch", type=positive_int, default=256)
     p.add_argument("--checkpoint-every", type=int, default=0,
                    help="also checkpoint every N steps (0: only at the end of each epoch)")
+    p.add_argument("--snapshot-levels", type=loss_levels, default=None,
+                   help="save theta_loss<L>.npy when the epoch training loss first falls below each "
+                        "level L, e.g. 0.6,0.5,0.4 (default: none)")
     p.add_argument("--out", default=None, help="run directory (default runs/<settings>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
@@ -221,7 +235,8 @@ def train_command(argv, comm):
                                base_batch=args.base_batch, warmup_epochs=args.warmup_epochs,
                                max_epochs=args.max_epochs, patience=args.patience, seed=args.seed,
                                momentum=args.momentum, weight_decay=args.weight_decay,
-                               eval_batch=args.eval_batch, checkpoint_every=args.checkpoint_every)
+                               eval_batch=args.eval_batch, checkpoint_every=args.checkpoint_every,
+                               snapshot_levels=tuple(args.snapshot_levels or ()))
     out = args.out or default_out(args, data.identity.get("name", "data"), comm.size)
     run_dir = RunDirectory(out)
     run_config = {"args": {k: v for k, v in vars(args).items() if k != "cache_dir"},

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 
 from engine.storage import file_lock
 
-from .study_plan import PROFILES, StudyError, plan_analyses, plan_runs, plan_summary, settings_from_args
+from .study_plan import PROFILES, StudyError, StudySettings, plan_analyses, plan_runs, plan_summary, settings_from_args
 from .study_tasks import TERMINAL_STATUSES, TaskRunner, read_json, task_done, write_json_atomic
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_INCOMPLETE = 0, 2, 4, 5
@@ -81,6 +81,8 @@ def build_parser():
     g.add_argument("--base-lr", type=float, help="learning rate of the base row")
     g.add_argument("--sweep-lrs", type=_float_list, help="learning rates of the sweep")
     g.add_argument("--seeds", type=int, help="seeds of every headline configuration")
+    g.add_argument("--trend-seeds", type=int,
+                   help="seeds of the batches between the smallest and the largest")
     g.add_argument("--sweep-seeds", type=int, help="seeds of the other sweep cells")
     g.add_argument("--image-size", type=int)
     g.add_argument("--max-epochs", type=int)
@@ -88,13 +90,15 @@ def build_parser():
     g.add_argument("--eval-batch", type=int)
     g.add_argument("--kernels", choices=("reference", "fast"))
     g.add_argument("--jfif-only", action="store_true", default=None)
+    g.add_argument("--snapshot-levels", type=_float_list,
+                   help="training-loss levels at which every run saves its weights")
     g = p.add_argument_group("analyses (defaults from --profile)")
     g.add_argument("--analysis-examples", type=int,
                    help="seeded subset of examples per split for sharpness, surfaces and "
                         "interpolation (0: all)")
     g.add_argument("--surface-grid", type=int, help="points per axis of the 2-D surfaces")
     g.add_argument("--surface-extent", type=float, help="surfaces cover [-extent, extent]^2")
-    g.add_argument("--sharpness-eps", type=float)
+    g.add_argument("--sharpness-eps", type=_float_list, help="box sizes, e.g. 1e-3,5e-4")
     g.add_argument("--sharpness-maxiter", type=int, help="L-BFGS-B iterations")
     g.add_argument("--sharpness-space", choices=("full", "subspace", "both"))
     g.add_argument("--subspace-dim", type=int)
@@ -137,7 +141,7 @@ def open_study(out, settings):
         if saved is None and os.path.exists(path):
             raise StudyError(f"{path} is unreadable; fix or remove it")
         if saved is not None:
-            old = saved["settings"]
+            old = StudySettings.from_dict(saved["settings"]).run_settings()
             changed = [k for k, v in settings.run_settings().items() if old.get(k) != v]
             if changed:
                 raise StudyError(f"{out} was started with different {', '.join(changed)} "

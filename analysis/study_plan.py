@@ -14,19 +14,26 @@ class StudyError(AnalysisError):
     """A user mistake in the study command or study folder (printed in one line)."""
 
 
-# The article's settings, and a shrunken version that fits a 2-core machine in about an hour.
+# The article's settings; a standard profile on the article's own photos that fits 150 minutes on
+# 2 cores; and a shrunken smoke version on the 3,000 photos.
+LOSS_LEVELS = [0.65, 0.6, 0.55, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2]
 PROFILES = {
-    "paper": dict(image_size=128, max_epochs=1000, patience=100, seeds=3, sweep_seeds=1,
-                  analysis_examples=0, surface_grid=51, sharpness_maxiter=10,
-                  sharpness_space="both", interp_points=25, noise_batches=16),
-    "quick": dict(image_size=32, max_epochs=150, patience=20, seeds=3, sweep_seeds=1,
-                  analysis_examples=500, surface_grid=21, sharpness_maxiter=10,
+    "paper": dict(image_size=128, max_epochs=1000, patience=100, seeds=3, trend_seeds=3,
+                  sweep_seeds=1, analysis_examples=0, surface_grid=51, sharpness_maxiter=10,
+                  sharpness_space="both", sharpness_eps=[1e-3, 5e-4], interp_points=25,
+                  noise_batches=16, snapshot_levels=LOSS_LEVELS),
+    "standard": dict(image_size=64, max_epochs=120, patience=10, seeds=3, trend_seeds=3,
+                     sweep_seeds=1, sweep_lrs=[], analysis_examples=1000, surface_grid=21,
+                     sharpness_maxiter=10, sharpness_space="both", sharpness_eps=[1e-3, 5e-4],
+                     interp_points=25, noise_batches=8, snapshot_levels=LOSS_LEVELS),
+    "quick": dict(image_size=32, max_epochs=150, patience=20, seeds=3, trend_seeds=3,
+                  sweep_seeds=1, analysis_examples=500, surface_grid=21, sharpness_maxiter=10,
                   sharpness_space="full", interp_points=25, noise_batches=8),
 }
 
 # Settings that decide what a trained run contains: a study folder keeps them for its whole life.
 RUN_SETTINGS = ("data", "image_size", "max_epochs", "patience", "eval_batch", "kernels",
-                "jfif_only")
+                "jfif_only", "snapshot_levels")
 
 
 @dataclass
@@ -43,6 +50,7 @@ class StudySettings:
     max_epochs: int = 60
     patience: int = 10
     seeds: int = 3
+    trend_seeds: int = 3  # seeds of the batches between the smallest and largest (no verdict reads them)
     sweep_seeds: int = 1
     eval_batch: int = 256
     kernels: str = "fast"
@@ -50,12 +58,13 @@ class StudySettings:
     analysis_examples: int = 500
     surface_grid: int = 21
     surface_extent: float = 1.0
-    sharpness_eps: float = 1e-3
+    sharpness_eps: list = field(default_factory=lambda: [1e-3])
     sharpness_maxiter: int = 10
     sharpness_space: str = "full"
     subspace_dim: int = 100
     interp_points: int = 25
     noise_batches: int = 8
+    snapshot_levels: list = field(default_factory=list)
 
     def run_settings(self):
         """The subset that must not change once runs exist."""
@@ -69,22 +78,29 @@ class StudySettings:
     def from_dict(cls, values):
         """Settings from a saved study.json (unknown keys are ignored)."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
+        settings = cls(**{k: v for k, v in values.items() if k in names})
+        if not isinstance(settings.sharpness_eps, list):  # study.json of an earlier version
+            settings.sharpness_eps = [settings.sharpness_eps]
+        return settings
 
     def validate(self):
         """Raise StudyError for values the plan cannot use."""
         if len(self.batches) < 2 or any(b <= 0 for b in self.batches):
             raise StudyError("--batches needs at least two positive batch sizes")
-        if not self.sweep_lrs or any(not lr > 0 for lr in self.sweep_lrs) or not self.base_lr > 0:
+        if any(not lr > 0 for lr in self.sweep_lrs) or not self.base_lr > 0:
             raise StudyError("learning rates must be positive")
-        for name in ("seeds", "sweep_seeds", "max_epochs", "patience", "image_size", "interp_points",
+        for name in ("seeds", "trend_seeds", "sweep_seeds", "max_epochs", "patience", "image_size", "interp_points",
                      "noise_batches", "sharpness_maxiter", "subspace_dim", "eval_batch"):
             if getattr(self, name) < 1:
                 raise StudyError(f"--{name.replace('_', '-')} must be at least 1")
         if self.surface_grid < 2:
             raise StudyError("--surface-grid must be at least 2")
-        if self.sweep_seeds > self.seeds:
-            raise StudyError("--sweep-seeds cannot exceed --seeds")
+        if self.sweep_seeds > self.seeds or self.trend_seeds > self.seeds:
+            raise StudyError("--sweep-seeds and --trend-seeds cannot exceed --seeds")
+        if not self.sharpness_eps or any(not e > 0 for e in self.sharpness_eps):
+            raise StudyError("--sharpness-eps needs positive values")
+        if any(not v > 0 for v in self.snapshot_levels):
+            raise StudyError("--snapshot-levels must be positive")
         if self.sharpness_space not in ("full", "subspace", "both"):
             raise StudyError("--sharpness-space must be full, subspace or both")
 
@@ -107,7 +123,13 @@ class StudySettings:
         """The lr of the article's figure 28 (0.08: the large batch's scaled lr) if swept, else the
         largest swept lr."""
         target = self.scaled_lr(self.large_batch)
+        if not self.sweep_lrs:
+            return None
         return target if target in self.sweep_lrs else max(self.sweep_lrs)
+
+    def verdict_batch(self, batch):
+        """True for the batches the verdicts compare (the smallest and the largest)."""
+        return batch in (self.small_batch, self.large_batch)
 
 
 def clean_lr(lr):
@@ -145,6 +167,8 @@ class PlannedRun:
             argv += ["--data", settings.data]
         if settings.jfif_only:
             argv.append("--jfif-only")
+        if settings.snapshot_levels:
+            argv += ["--snapshot-levels", ",".join(f"{v:g}" for v in settings.snapshot_levels)]
         if resume:
             argv.append("--resume")
         return argv
@@ -168,9 +192,11 @@ def plan_runs(settings):
             groups[key].append(group)
 
     for seed in range(settings.seeds):
-        for batch in settings.batches:
+        batches = [b for b in settings.batches
+                   if seed < settings.trend_seeds or settings.verdict_batch(b)]
+        for batch in batches:
             add(batch, settings.base_lr, seed, "base")
-        for batch in settings.batches:
+        for batch in batches:
             add(batch, settings.scaled_lr(batch), seed, "scaled")
     for seed in range(settings.sweep_seeds):
         for batch in settings.batches:

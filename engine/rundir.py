@@ -5,6 +5,7 @@
     status.json        running | finished | early_stopped | diverged | interrupted | failed
     layers.json        the layer table of the flat vectors
     theta_init.npy, theta_best.npy, theta_final.npy, update_norms.npy
+    theta_loss<L>.npy  the weights at the end of the first epoch whose training loss fell below L
     checkpoint.npz     everything needed to continue (see engine/checkpoint.py)
 """
 import json
@@ -16,6 +17,21 @@ from .storage import atomic_save_npy, atomic_write_bytes, atomic_write_json
 # Arguments that may differ between the original and a resumed invocation of the same run.
 RESUMABLE_DIFFERENCES = {"resume", "overwrite", "quiet", "out", "max_epochs", "threads",
                          "checkpoint_every", "progress"}
+
+
+def snapshot_name(level):
+    """Array name of the equal-loss snapshot at training-loss `level` (e.g. theta_loss0.55)."""
+    return f"theta_loss{level:g}"
+
+
+def snapshot_epochs(metrics, levels):
+    """{"<level>": first epoch whose training loss is below level} for every level reached."""
+    reached = {}
+    for level in levels:
+        epoch = next((m["epoch"] for m in metrics if m["train_loss"] < level), None)
+        if epoch is not None:
+            reached[f"{level:g}"] = epoch
+    return reached
 
 
 class RunDirError(Exception):

@@ -17,6 +17,7 @@ from ops.backend import to_host
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .params import per_layer_norms
+from .rundir import snapshot_epochs, snapshot_name
 from .schedule import lr_at_step, scaled_lr
 from .sgd import SGD
 
@@ -37,6 +38,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     eval_batch: int = 256
     checkpoint_every: int = 0
+    snapshot_levels: tuple = ()  # training-loss levels whose first crossing saves the weights
 
     @property
     def effective_lr(self):
@@ -243,6 +245,7 @@ class Trainer:
             "steps": self.global_step,
         }
         self.metrics.append(record)
+        self.save_snapshots(record)
         if not math.isfinite(val_loss):
             return "diverged"
         if val_loss < self.best["val_loss"]:
@@ -260,6 +263,20 @@ class Trainer:
                  f"val loss {val_loss:.4f}  val acc {val_acc:.4f}  "
                  f"{record['train_seconds'] + eval_seconds:6.1f} s")
         return "ok"
+
+    def save_snapshots(self, record):
+        """Save the weights the first time the epoch's training loss falls below each snapshot
+        level, so runs of different speeds can be compared at equal training loss.
+
+        "First time" is decided from the metrics alone (the lowest earlier epoch loss is still at or
+        above the level), so a resumed run re-saves exactly what the uninterrupted run saves.
+        """
+        if self.run_dir is None or not self.config.snapshot_levels:
+            return
+        earlier = min((m["train_loss"] for m in self.metrics[:-1]), default=math.inf)
+        for level in self.config.snapshot_levels:
+            if record["train_loss"] < level <= earlier:
+                self.run_dir.save_array(snapshot_name(level), to_host(self.model.theta))
 
     def run(self):
         """Train until max_epochs, early stopping, divergence or a stop request; returns the status."""
@@ -297,6 +314,7 @@ class Trainer:
             self.run_dir.save_array("update_norms", np.asarray(self.update_norms, dtype=np.float32))
         best_loss = self.best["val_loss"]
         self.run_dir.write_status(status, epochs=self.epoch, steps=self.global_step,
+                                  snapshots=snapshot_epochs(self.metrics, self.config.snapshot_levels),
                                   best_epoch=self.best["epoch"],
                                   best_val_loss=best_loss if math.isfinite(best_loss) else None,
                                   best_val_acc=self.best["val_acc"])
