@@ -40,9 +40,11 @@ class Run:
             raise AnalysisError(f"{os.path.join(self.path, name)} is not valid JSON: {e}") from None
 
     def theta(self, kind="best"):
-        """The saved flat vector `theta_<kind>.npy` (kind: init, best or final) as float64."""
-        if kind not in THETA_KINDS:
-            raise AnalysisError(f"unknown weights '{kind}' (choose from {', '.join(THETA_KINDS)})")
+        """The saved flat vector `theta_<kind>.npy` as float64 (kind: init, best, final, or an
+        equal-loss snapshot such as loss0.55)."""
+        if kind not in THETA_KINDS and not kind.startswith("loss"):
+            raise AnalysisError(f"unknown weights '{kind}' (choose from {', '.join(THETA_KINDS)} "
+                                "or loss<level>)")
         vector = np.load(self._file(f"theta_{kind}.npy")).astype(np.float64).ravel()
         if vector.size != self.n_params:
             raise AnalysisError(f"{self.path}/theta_{kind}.npy has {vector.size} values but "

@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from engine.storage import file_lock
 
 from .study_plan import PROFILES, StudyError, StudySettings, plan_analyses, plan_runs, plan_summary, settings_from_args
+from .study_timing import run_timing, timing_done
 from .study_tasks import TERMINAL_STATUSES, TaskRunner, read_json, task_done, write_json_atomic
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_INCOMPLETE = 0, 2, 4, 5
@@ -308,15 +309,28 @@ class Study:
             if self.comm.any_flag(not self.run_done(planned.name)):
                 self.train(planned, self.comm)
 
+    def timing_work(self):
+        """The timing pass as a queue item; `drain` reaches it only once everything else is done,
+        so the process that takes it has the machine to itself (the others wait)."""
+        from parallel.threads import available_cores
+        cores = available_cores()
+        return [Work("timing", (), lambda: timing_done(self.out, self.settings, cores),
+                     lambda: run_timing(self.out, self.settings, cores, self.cache_dir, self.say),
+                     "timing pass")]
+
     def run(self):
-        """Train and analyse everything; returns the outcome string."""
+        """Train and analyse everything, then time the epochs; returns the outcome string."""
         from parallel import LocalCommunicator
         if self.parallel == "data" and self.comm.size > 1:
             self.train_data_parallel()
             self.drain(self.analysis_work())
             self.comm.barrier()
+            self.say("timing pass skipped: it launches mpirun itself, so run the study once "
+                     "without mpirun to measure it")
         else:
             self.drain(self.training_work(LocalCommunicator()) + self.analysis_work())
+            if not self.failed and self.comm.size == 1:
+                self.drain(self.timing_work())
         return "incomplete" if self.failed else "complete"
 
 

@@ -210,34 +210,56 @@ def plan_runs(settings):
     return [PlannedRun(b, lr, s, tuple(groups[(b, lr, s)])) for b, lr, s in order]
 
 
+COMPARISON_GROUPS = ("base", "scaled")
+
+
 @dataclass(frozen=True)
 class AnalysisTask:
-    """One analysis of the plan: its result file, the runs it reads, and its parameters."""
+    """One analysis of the plan: its result file, the runs it waits for, and its parameters.
+
+    `runs` is the whole comparison group (every run at the base lr, or every run at its linearly
+    scaled lr): the weights analysed are chosen when the group has finished (analysis/comparison.py),
+    so that all its runs are measured at the same comparable point. `params["targets"]` names the
+    runs actually analysed.
+    """
 
     kind: str       # sharpness | surface | interpolation | noise
     name: str       # result file stem under <study>/analysis
-    runs: tuple     # run names it needs, in order
+    runs: tuple     # the comparison group: run names it waits for
     params: dict = field(hash=False, compare=False)
 
 
+def group_members(runs, group):
+    """Names of the planned runs that belong to a comparison group."""
+    return tuple(r.name for r in runs if group in r.groups)
+
+
 def plan_analyses(settings, runs):
-    """Sharpness of every run; interpolation, surfaces and noise scale of the small- and
-    large-batch minimisers at the base lr (seed 0)."""
+    """Sharpness of every run of both comparison groups; interpolation, surfaces and noise scale
+    of the small- and large-batch runs at the base lr (seed 0)."""
     examples = settings.analysis_examples or None
-    sharp = {"eps": settings.sharpness_eps, "maxiter": settings.sharpness_maxiter,
-             "space": settings.sharpness_space, "subspace_dim": settings.subspace_dim,
-             "examples": examples}
-    tasks = [AnalysisTask("sharpness", f"sharpness-{r.name}", (r.name,), sharp) for r in runs]
+    tasks = []
+    for group in COMPARISON_GROUPS:
+        members = group_members(runs, group)
+        for name in members:
+            tasks.append(AnalysisTask("sharpness", f"sharpness-{group}-{name}", members, {
+                "group": group, "targets": [name], "eps": list(settings.sharpness_eps),
+                "maxiter": settings.sharpness_maxiter, "space": settings.sharpness_space,
+                "subspace_dim": settings.subspace_dim, "examples": examples}))
+    base = group_members(runs, "base")
     small = run_name(settings.small_batch, settings.base_lr, 0)
     large = run_name(settings.large_batch, settings.base_lr, 0)
-    tasks.append(AnalysisTask("interpolation", "interpolation", (small, large),
-                              {"points": settings.interp_points, "examples": examples}))
+    tasks.append(AnalysisTask("interpolation", "interpolation", base,
+                              {"group": "base", "targets": [small, large],
+                               "points": settings.interp_points, "examples": examples}))
     for name in (small, large):
-        tasks.append(AnalysisTask("surface", f"surface-{name}", (name,),
-                                  {"grid": settings.surface_grid, "extent": settings.surface_extent,
-                                   "examples": examples, "seed": 0}))
-        tasks.append(AnalysisTask("noise", f"noise-{name}", (name,),
-                                  {"b_small": settings.small_batch, "b_big": settings.large_batch,
+        tasks.append(AnalysisTask("surface", f"surface-{name}", base,
+                                  {"group": "base", "targets": [name], "grid": settings.surface_grid,
+                                   "extent": settings.surface_extent, "examples": examples,
+                                   "seed": 0}))
+        tasks.append(AnalysisTask("noise", f"noise-{name}", base,
+                                  {"group": "base", "targets": [name],
+                                   "b_small": settings.small_batch, "b_big": settings.large_batch,
                                    "batches": settings.noise_batches, "seed": 0}))
     return tasks
 
@@ -249,6 +271,8 @@ def settings_from_args(args):
         if value is not None and key in {f.name for f in fields(StudySettings)}:
             values[key] = value
     values["profile"] = args.profile
+    if getattr(args, "trend_seeds", None) is None:  # fewer seeds asked for: the trend rows follow
+        values["trend_seeds"] = min(values["trend_seeds"], values.get("seeds", StudySettings.seeds))
     values["sweep_lrs"] = [clean_lr(v) for v in values.get("sweep_lrs", StudySettings().sweep_lrs)]
     values["base_lr"] = clean_lr(values.get("base_lr", StudySettings.base_lr))
     values["batches"] = sorted(set(values.get("batches", StudySettings().batches)))

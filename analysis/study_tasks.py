@@ -11,6 +11,7 @@ import numpy as np
 
 from engine.storage import atomic_write_json
 
+from .comparison import comparison_point
 from .data import build_run_model, load_run_dataset, split_objective
 from .interpolation import default_alphas, interpolate
 from .landscape import default_axes, loss_surface
@@ -79,49 +80,59 @@ class TaskRunner:
                                self.settings.eval_batch)
 
     def run(self, task):
-        """Compute one task and write its result file (or a 'skipped' record when a run it needs
-        did not produce usable weights)."""
-        runs = [Run(os.path.join(self.study_dir, "runs", name)) for name in task.runs]
+        """Compute one task at its group's comparison point and write its result file (or a
+        'skipped' record saying why no comparable weights exist)."""
+        group = [Run(os.path.join(self.study_dir, "runs", name)) for name in task.runs]
         started = time.perf_counter()
-        unusable = [r.name for r in runs if r.status().get("status") not in USABLE_STATUSES]
+        usable = [r for r in group if r.status().get("status") in USABLE_STATUSES]
+        point = comparison_point([r.status() for r in usable])
+        by_name = {r.name: r for r in group}
+        targets = [by_name[name] for name in task.params["targets"]]
+        unusable = [r.name for r in targets if r not in usable]
         if unusable:
-            result = {"skipped": f"no usable weights in {', '.join(unusable)} "
-                                 f"({', '.join(r.status().get('status', '?') for r in runs)})"}
+            result = {"skipped": f"no usable weights in {', '.join(unusable)}"}
+        elif point is None:
+            result = {"skipped": "no training-loss level was reached by every run of the "
+                                 f"{task.params['group']} group (a run never left the plateau)"}
         else:
-            result = getattr(self, f"_{task.kind}")(task, runs)
+            result = {"point": point.as_dict(),
+                      "epochs": {r.name: point.epoch(r.status()) for r in targets},
+                      **getattr(self, f"_{task.kind}")(task, targets, point.weights)}
         os.makedirs(os.path.join(self.study_dir, "analysis"), exist_ok=True)
         write_json_atomic(result_path(self.study_dir, task),
                           {"kind": task.kind, "runs": list(task.runs), "params": task.params,
                            "seconds": time.perf_counter() - started, "result": result})
 
-    def _sharpness(self, task, runs):
+    def _sharpness(self, task, runs, weights):
         p, run = task.params, runs[0]
-        theta = run.theta("best")
+        theta = run.theta(weights)
         objective = self._objective(run, "train", p["examples"])
         spaces = ("full", "subspace") if p["space"] == "both" else (p["space"],)
-        out = {}
+        values = []
         for space in spaces:
             A = random_subspace(theta.size, p["subspace_dim"], 0) if space == "subspace" else None
-            out[space] = keskar_sharpness(objective, theta, p["eps"], A, p["maxiter"])
-        return {"spaces": out}
+            for eps in p["eps"]:
+                entry = keskar_sharpness(objective, theta, eps, A, p["maxiter"])
+                values.append({"space": space, "eps": eps, **entry})
+        return {"sharpness": values}
 
-    def _interpolation(self, task, runs):
+    def _interpolation(self, task, runs, weights):
         p = task.params
         small, large = runs
         objectives = {split: self._objective(small, split, p["examples"]) for split in ("train", "val")}
-        return interpolate(small.theta("best"), large.theta("best"), objectives,
+        return interpolate(small.theta(weights), large.theta(weights), objectives,
                            default_alphas(p["points"]))
 
-    def _surface(self, task, runs):
+    def _surface(self, task, runs, weights):
         p, run = task.params, runs[0]
         axis = default_axes(p["grid"], p["extent"])
-        return loss_surface(self._objective(run, "train", p["examples"]), run.theta("best"),
+        return loss_surface(self._objective(run, "train", p["examples"]), run.theta(weights),
                             run.table, axis, axis, p["seed"])
 
-    def _noise(self, task, runs):
+    def _noise(self, task, runs, weights):
         p, run = task.params, runs[0]
         objective = self._objective(run, "train", None)
-        theta = run.theta("best")
+        theta = run.theta(weights)
         b_big = min(p["b_big"], objective.n_examples)
 
         def grad_fn(indices):
