@@ -15,6 +15,7 @@ import numpy as np
 from .errors import AnalysisError
 from .study_figures import all_figures
 from .study_findings import compute_findings
+from .stats import summarize
 from .study_results import StudyResults
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -31,36 +32,48 @@ def build_parser():
     return p
 
 
-def fmt_effect(effect):
-    """'+0.0123 ± 0.0040 SE' or the value alone when there is no SE."""
+def fmt_effect(effect, fmt="{:+.4g}", percent=False):
+    """'+0.0123 [+0.0040, +0.0206]' (the 95 % interval), or the value alone without one."""
+    show = (lambda v: f"{100 * v:.0f} %") if percent else fmt.format
     if not math.isfinite(effect.value):
         return "n/a"
-    if not math.isfinite(effect.se):
-        return f"{effect.value:+.4g} (no SE: a setting has < 2 seeds)"
-    return f"{effect.value:+.4g} ± {effect.se:.2g}"
+    if not math.isfinite(effect.low):
+        return f"{show(effect.value)} (no interval: a setting has < 2 seeds)"
+    return f"{show(effect.value)} [{show(effect.low)}, {show(effect.high)}]"
+
+
+def fmt_p(effect):
+    """The p value to two significant digits ('—' for the bootstrap finding)."""
+    if effect.p is None:
+        return "—"
+    return "< 1e-4" if effect.p < 1e-4 else f"{effect.p:.2g}"
 
 
 def findings_section(rows):
-    """The findings table and, per finding, the numbers that decided its verdict."""
+    """The findings table and, per finding, the numbers and the comparison that decided it."""
     lines = ["## The eight findings", "",
-             "Rule (issue 8): **reproduced** when the effect has the article's sign and |effect| > "
-             "2 SE; **contradicted** when it has the opposite sign with the same margin; otherwise "
-             "**inconclusive**. SE = sqrt(sum of sd²/n over the settings compared), sd over seeds.",
-             "", "| # | article's claim | effect measured (ours) | article | ours: effect ± SE | "
-             "\\|effect\\|/SE | verdict |", "|---|---|---|---|---|---|---|"]
+             "Findings 1-7 compare the largest batch with the smallest at the base lr, seed values "
+             "against seed values: effect = mean(large) - mean(small), its 95 % confidence interval "
+             "and two-sided p from Welch's t-test. **reproduced**: p < 0.05 with the article's sign; "
+             "**contradicted**: p < 0.05 with the opposite sign; otherwise **inconclusive**. Finding 8 "
+             "is the fraction of the large batch's validation-loss gap that linear lr scaling closes, "
+             "with a percentile-bootstrap 95 % interval over the seeds: **reproduced** when the lower "
+             "bound is above 50 % (\"most of the gap\"), **contradicted** when the upper bound is below 50 %.",
+             "", "| # | article's claim | measure | compared | article | ours: effect [95 % CI] | p | "
+             "verdict |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         e = row["effect"]
-        ratio = f"{e.ratio:.1f}" if math.isfinite(e.ratio) else "n/a"
-        lines.append(f"| {row['number']} | {row['claim']} | {row['measure']} | {row['article']} | "
-                     f"{fmt_effect(e)} | {ratio} | **{e.verdict}** |")
+        lines.append(f"| {row['number']} | {row['claim']} | {row['measure']} | {row['comparison']} | "
+                     f"{row['article']} | {fmt_effect(e, percent=row['number'] == 8)} | {fmt_p(e)} | "
+                     f"**{e.verdict}** |")
     lines += ["", "Deciding numbers (mean ± sd over seeds, n = seeds with usable weights):", ""]
     for row in rows:
         e = row["effect"]
-        sign = "> 0" if e.expected_sign > 0 else "< 0"
-        lines.append(f"- **{row['number']}. {row['claim']}** — {row['deciding']}. Effect "
-                     f"{fmt_effect(e)}; rule: effect {sign} and |effect| > 2 SE"
-                     + (f" ({abs(e.value):.3g} vs {2 * e.se:.3g})" if math.isfinite(e.se) else "")
-                     + f" → **{e.verdict}**." + (f" {row['note']}." if row["note"] else ""))
+        values = "; ".join(f"bs{b}@{lr:g}: {summary.text(row['fmt'])}"
+                           for (b, lr), summary in row["summaries"].items())
+        lines.append(f"- **{row['number']}. {row['claim']}** — {values}. Effect "
+                     f"{fmt_effect(e, percent=row['number'] == 8)}, p {fmt_p(e)}; rule: {e.rule} → "
+                     f"**{e.verdict}**." + (f" {row['note']}." if row["note"] else ""))
     return lines
 
 
@@ -76,26 +89,32 @@ def header_section(results, title):
         with open(os.path.join(first_config, "config.json")) as f:
             config = json.load(f)
         dataset = config.get("dataset", {})
-        dataset = (f"{dataset.get('name', '?')} ({dataset.get('n_train', dataset.get('train', '?'))} train / "
+        dataset = (f"{dataset.get('layout', dataset.get('name', '?'))} layout ({dataset.get('n_train', dataset.get('train', '?'))} train / "
                    f"{dataset.get('n_val', dataset.get('val', '?'))} validation)"
                    if isinstance(dataset, dict) else str(dataset))
         commit = config.get("git_commit", "unknown")[:12]
         threads = config.get("threads_per_rank", "?")
     wall = results.wall_seconds()
+    data_name = os.path.basename(os.path.normpath(st.data)) if st.data else "synthetic"
     lines = [f"# {title}", "",
              f"Reproduction of *Effect of Batch Size on Neural Net Training* (Chang & Pathak, 2020) "
              f"with batchlab, profile **{st.profile}**.", "",
-             f"- Data: `{st.data or 'synthetic'}` — {dataset}",
+             f"- Data: `{data_name}` — {dataset}",
              f"- Model input {st.image_size} px; batches {', '.join(map(str, st.batches))}; base lr "
              f"{st.base_lr:g} at batch {st.base_batch}; linear scaling gives "
              + ", ".join(f"bs {b}: {st.scaled_lr(b):g}" for b in st.batches),
              f"- Early stopping: patience {st.patience}, at most {st.max_epochs} epochs "
              "(the article: patience 100, up to 1000 epochs, 128 px)",
-             f"- Seeds: {st.seeds} for every headline configuration (base lr and linearly scaled "
-             f"lr); {st.sweep_seeds} for the other cells of the lr sweep "
-             f"(lrs {', '.join(f'{lr:g}' for lr in st.sweep_lrs)}). Seeds change the initial weights "
-             "and the shuffling, never the data split.",
-             f"- Analyses: sharpness eps {st.sharpness_eps:g}, {st.sharpness_space} space, "
+             f"- Seeds: {st.seeds} for the smallest and largest batch at the base and the linearly "
+             f"scaled lr (every verdict reads only these), {st.trend_seeds} for the batches between; "
+             + (f"{st.sweep_seeds} for the other cells of the lr sweep (lrs "
+                f"{', '.join(f'{lr:g}' for lr in st.sweep_lrs)})" if st.sweep_lrs else "no lr sweep")
+             + ". Seeds change the initial weights and the shuffling, never the data split.",
+             f"- Equal-loss snapshots at training loss {', '.join(f'{v:g}' for v in st.snapshot_levels) or 'none'}; "
+             "comparison points: " + "; ".join(
+                 f"{group} lr runs {point.describe() if point else 'none (a run never reached a level)'}"
+                 for group, point in results.points.items()),
+             f"- Analyses: sharpness eps {', '.join(f'{e:g}' for e in st.sharpness_eps)}, {st.sharpness_space} space, "
              f"{st.sharpness_maxiter} L-BFGS-B iterations; surfaces {st.surface_grid}x{st.surface_grid} "
              f"on [-{st.surface_extent:g}, {st.surface_extent:g}]²; interpolation {st.interp_points} "
              f"points; analyses use {st.analysis_examples or 'all'} examples per split "
@@ -109,6 +128,8 @@ def header_section(results, title):
                                + f", {i.get('outcome', '?')}" for i in invocations) + ")",
              f"- Code: commit {commit}; {threads} thread(s) per rank", ""]
     missing = [t.name for t in results.tasks if results.analysis.get(t.name) is None]
+    if results.timing is None:
+        missing.append("the timing pass")
     if missing:
         lines += [f"Not computed yet: {', '.join(missing)}.", ""]
     return lines
@@ -121,21 +142,18 @@ def caveats_section(results):
     for batch, lr in results.base_settings() + results.scaled_settings():
         runs = results.runs_of(batch, lr)
         capped = [r for r in runs if r.status == "finished"]
-        if runs and len(capped) == len(runs) and (batch, lr) != (st.small_batch, st.base_lr):
+        if runs and len(capped) == len(runs):
             final = np.mean([r.metrics[-1]["train_loss"] for r in capped])
             lines.append(f"- All {len(runs)} runs of bs {batch} at lr {lr:g} used every one of the "
-                         f"{st.max_epochs} epochs without stopping early: they had not converged "
-                         f"(mean final training loss {final:.3f}; chance level ln 2 = {math.log(2):.3f}). "
-                         "Comparisons with them (epochs to converge, distance, update size, sharpness) "
-                         "compare a trained minimiser with a point still on its way.")
-    invocations = results.meta.get("invocations", [])
-    side_by_side = max((max(i.get("workers", 1), i.get("ranks", 1) if i.get("parallel") == "runs" else 1)
-                        for i in invocations), default=1)
-    if side_by_side > 1:
-        lines.append(f"- Up to {side_by_side} runs trained side by side (one per worker/rank, one thread "
-                     "each), so seconds per epoch include contention for the cores and memory "
-                     "bandwidth with the other run and with anything else on the machine.")
-    if st.sweep_seeds < 2:
+                         f"{st.max_epochs} epochs without stopping early (mean final training loss "
+                         f"{final:.3f}; chance level ln 2 = {math.log(2):.3f}): they had not converged, "
+                         "so their group is compared at equal training loss, not at its minimisers.")
+    for group, point in results.points.items():
+        if point is None:
+            lines.append(f"- The {group} group has no comparison point: a run never reached "
+                         f"training loss {max(st.snapshot_levels or [math.log(2)]):g}; the findings "
+                         "that read it are inconclusive.")
+    if st.sweep_lrs and st.sweep_seeds < 2:
         lines.append("- The lr sweep's cells outside the headline rows have a single seed: their values "
                      "carry no spread, and no verdict depends on them.")
     if not lines:
@@ -149,26 +167,35 @@ def published_section(results):
     S, L, lr0 = st.small_batch, st.large_batch, st.base_lr
     base = ((S, lr0), (L, lr0))
     scaled = ((S, st.scaled_lr(S)), (L, st.scaled_lr(L)))
-    from .study_findings import sharpness_key
-    rows = [("best val loss, lr 0.01", "0.344", "0.395", base, "best_val_loss", "{:.4f}"),
-            ("best val loss, linear-scaled lr", "0.345", "0.352", scaled, "best_val_loss", "{:.4f}"),
-            ("time per epoch (s), one device", "12.4", "7.7", base, "sec_per_epoch", "{:.3g}"),
-            ("epochs to converge, lr 0.01", "158", "958", base, "best_epoch", "{:.1f}"),
-            ("total time to converge (s), lr 0.01", "1915", "~3700 (4 GPUs)", base, "time_to_best", "{:.4g}"),
-            ("total time to converge (s), linear-scaled lr", "3156", "2197", scaled, "time_to_best", "{:.4g}"),
-            ("median batch update norm, lr 0.01", "3.3e-3", "1.5e-3", base, "update_median", "{:.3g}"),
-            ("sharpness (eps 1e-3), lr 0.01", "1.14", "(figure 21)", base, sharpness_key(results), "{:.3g}"),
-            ("sharpness, linear-scaled lr", "1.14", "4 - 7", scaled, sharpness_key(results), "{:.3g}")]
+    sharp = results.headline_sharpness_key()
+    rows = [("best val loss, lr 0.01", "0.344", "0.395", base, "best_val_loss", "{:.4f}", "base"),
+            ("best val accuracy, lr 0.01", "—", "—", base, "best_val_acc", "{:.4f}", "base"),
+            ("best val loss, linear-scaled lr", "0.345", "0.352", scaled, "best_val_loss", "{:.4f}", "scaled"),
+            ("best val accuracy, linear-scaled lr", "—", "—", scaled, "best_val_acc", "{:.4f}", "scaled"),
+            ("epochs to converge, lr 0.01 (ours: to the comparison point)", "158", "958", base,
+             "epochs_to_point", "{:.1f}", "base"),
+            ("total time to converge (s), lr 0.01 (ours: to the comparison point)", "1915",
+             "~3700 (4 GPUs)", base, "time_to_point", "{:.4g}", "base"),
+            ("total time to converge (s), linear-scaled lr (ours: to the comparison point)", "3156",
+             "2197", scaled, "time_to_point", "{:.4g}", "scaled"),
+            ("median batch update norm, lr 0.01", "3.3e-3", "1.5e-3", base, "update_median", "{:.3g}", "base"),
+            ("sharpness (eps 1e-3), lr 0.01", "1.14", "(figure 21)", base, sharp, "{:.3g}", "base"),
+            ("sharpness, linear-scaled lr", "1.14", "4 - 7", scaled, sharp, "{:.3g}", "scaled")]
     lines = ["## Published numbers beside ours", "",
              f"The article's bs 32 / bs 256 against this study's bs {S} / bs {L} (mean ± sd over "
-             "seeds). Absolute times and epoch counts are not comparable across machines, image sizes "
-             "and epoch caps; the findings below compare directions and margins.", "",
+             f"seeds). The article trained at 128 px for up to 1,000 epochs with patience 100; this "
+             f"study at {st.image_size} px for up to {st.max_epochs} epochs with patience "
+             f"{st.patience}, so absolute losses, times and epoch counts differ; the findings compare "
+             "directions and margins.", "",
              f"| quantity | article bs 32 | article bs 256 | ours bs {S} | ours bs {L} |",
              "|---|---|---|---|---|"]
-    for label, a_small, a_large, settings, key, fmt in rows:
-        ours = [results.summary(b, lr, key).text(fmt) for b, lr in settings]
+    for label, a_small, a_large, settings, key, fmt, group in rows:
+        ours = [results.summary(b, lr, key, group).text(fmt) for b, lr in settings]
         lines.append(f"| {label} (ours at lr {settings[0][1]:g} / {settings[1][1]:g}) | {a_small} | "
                      f"{a_large} | {ours[0]} | {ours[1]} |")
+    timing = [summarize(results.timing_samples(b)).text("{:.3g}") for b in (S, L)]
+    lines.append(f"| time per epoch (s), one device (ours: timing pass, 1 rank) | 12.4 | 7.7 | "
+                 f"{timing[0]} | {timing[1]} |")
     ranges = []
     for batch in (S, L):
         values = [d for r in results.runs_of(batch, lr0) for d in r.curve("epoch_distance")[1]
@@ -194,21 +221,27 @@ def figures_section(figures):
 
 
 def runs_section(results):
-    """Every run with its status and headline values."""
-    from .study_findings import sharpness_key
-    key = sharpness_key(results)
-    lines = ["## Every run", "", "| run | used by | status | best val loss | best epoch | epochs | "
-             "s/epoch | dist. from init | median update | sharpness |", "|---|---|---|---|---|---|---|---|---|---|"]
+    """Every run with its status, headline values and the values at its groups' points."""
+    key = results.headline_sharpness_key()
+    lines = ["## Every run", "",
+             "Values at the comparison point of the run's base-lr group (its scaled-lr group for "
+             "runs only in that row). Snapshots: the training-loss levels the run crossed.", "",
+             "| run | used by | status | best val loss | best val acc | best epoch | epochs | "
+             "lowest level reached | epochs to point | dist. from init | median update | sharpness |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
-    def cell(run, name, fmt):
-        value = run.value(name)
+    def cell(value, fmt):
         return fmt.format(value) if math.isfinite(value) else "—"
     for run in results.runs:
+        group = "base" if "base" in run.planned.groups else "scaled"
+        levels = run.status_record.get("snapshots", {})
+        lowest = f"{min(float(v) for v in levels):g}" if levels else "—"
+        v = lambda k: results.run_value(run, k, group)  # noqa: E731 - a local shorthand
         lines.append(f"| {run.planned.name} | {', '.join(run.planned.groups)} | {run.status} | "
-                     f"{cell(run, 'best_val_loss', '{:.4f}')} | {cell(run, 'best_epoch', '{:.0f}')} | "
-                     f"{cell(run, 'epochs', '{:.0f}')} | {cell(run, 'sec_per_epoch', '{:.2f}')} | "
-                     f"{cell(run, 'dist_init', '{:.3f}')} | {cell(run, 'update_median', '{:.3g}')} | "
-                     f"{cell(run, key, '{:.3g}')} |")
+                     f"{cell(v('best_val_loss'), '{:.4f}')} | {cell(v('best_val_acc'), '{:.4f}')} | "
+                     f"{cell(v('best_epoch'), '{:.0f}')} | {cell(v('epochs'), '{:.0f}')} | {lowest} | "
+                     f"{cell(v('epochs_to_point'), '{:.0f}')} | {cell(v('dist_init'), '{:.3f}')} | "
+                     f"{cell(v('update_median'), '{:.3g}')} | {cell(v(key), '{:.3g}')} |")
     return lines + [""]
 
 

@@ -45,11 +45,16 @@ class FigureWriter:
         """One colour per batch size, the same in every figure."""
         return COLORS[self.st.batches.index(batch) % len(COLORS)]
 
+    def group(self, settings):
+        """The comparison group a list of settings belongs to ('scaled' for the scaled-lr row)."""
+        return "base" if all(lr == self.st.base_lr for _, lr in settings) else "scaled"
+
     def seeds_plot(self, ax, settings, key, offset=0.0, color=None, label=None, marker="o"):
         """Seeds as points and mean ± sd as an error bar at categorical x = batch index."""
         rows = []
+        group = self.group(settings)
         for i, (batch, lr) in enumerate(settings):
-            s = self.r.summary(batch, lr, key)
+            s = self.r.summary(batch, lr, key, group)
             x = i + offset
             c = color or self.color(batch)
             if s.n:
@@ -127,8 +132,11 @@ class FigureWriter:
         """Seconds per epoch / epochs to the best val loss / total seconds to it, per batch size."""
         if not self._has(settings):
             return None
-        titles = {"sec_per_epoch": "training seconds per epoch", "best_epoch": "epochs to best val loss",
-                  "time_to_best": "seconds to best val loss (train + eval)"}
+        point = self.r.points[self.group(settings)]
+        where = ("best val loss" if point is None or point.level is None
+                 else f"train loss {point.level:g}")
+        titles = {"sec_per_epoch": "training seconds per epoch", "epochs_to_point": f"epochs to {where}",
+                  "time_to_point": f"seconds to {where} (train + eval)"}
         fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 4))
         rows = []
         for ax, key in zip(np.atleast_1d(axes), keys):
@@ -147,30 +155,30 @@ class FigureWriter:
                                 for k, p in article.items()), rows)
 
     def time_per_rank_count(self, settings, name):
-        """Figure 8: time per epoch by batch size for each rank count the runs used."""
-        if not self._has(settings):
+        """Figure 8: seconds per epoch of the timing pass by batch size, on 1 and 2 ranks."""
+        if not self.r.timing:
             return None
         fig, ax = plt.subplots(figsize=(6, 4))
-        ranks = sorted({_ranks(r) for s in settings for r in self.r.runs_of(*s)})
+        ranks = sorted({e["ranks"] for e in self.r.timing["entries"]})
         rows = []
         for k, count in enumerate(ranks):
             for i, (batch, lr) in enumerate(settings):
-                values = [r.value("sec_per_epoch") for r in self.r.runs_of(batch, lr) if _ranks(r) == count]
+                values = self.r.timing_samples(batch, count)
                 if values:
                     ax.bar(i + 0.8 * k / len(ranks), np.mean(values), 0.8 / len(ranks),
                            yerr=np.std(values, ddof=1) if len(values) > 1 else None,
-                           color=COLORS[k], capsize=3, label=f"{count} rank(s) per run" if i == 0 else None)
+                           color=COLORS[k], capsize=3, label=f"{count} rank(s)" if i == 0 else None)
                     rows.append((f"bs {batch}, {count} rank(s)", f"{np.mean(values):.3g} s (n={len(values)})", ""))
         ax.set_xticks(range(len(settings)), [f"bs {b}" for b, _ in settings])
-        ax.set(ylabel="training seconds per epoch", title="time per epoch by rank count")
+        ax.set(ylabel="seconds per epoch (train + validation)", title="time per epoch by rank count")
         ax.legend(fontsize=7)
         art = "1 GPU: bs 32 12.4 s, bs 256 7.7 s; 4 GPUs: bs 256 3.97 s, bs 32 slightly slower than 1 GPU"
-        note = ("" if len(ranks) > 1 else " This study trained every run on one rank, so only that "
-                "count is shown; `run.py study --parallel data` under mpirun measures data parallelism, "
-                "and the repository's bench/results/mpi_epochs.md times epochs over 1, 2 and 4 ranks.")
+        cores = self.r.timing["params"]["cores"]
         return Figure(self.save(fig, name), "Figure 8: time per epoch with data parallelism",
-                      "Mean training seconds per epoch for each number of ranks a run was trained on."
-                      + note, art, rows)
+                      "The timing pass: each batch size trained alone on an otherwise idle machine "
+                      f"for {self.r.timing['params']['epochs']} epochs (the first left out), on 1 rank "
+                      f"with {cores} threads and on 2 ranks (mpirun) with {max(1, cores // 2)} each; "
+                      "mean ± sd over the timed epochs.", art, rows)
 
     # ---- figures 10-13 ---------------------------------------------------------------------------
     def distance(self, name):
@@ -180,9 +188,10 @@ class FigureWriter:
             return None
         fig, ax = plt.subplots(figsize=(6, 4))
         rows = self.seeds_plot(ax, settings, "dist_init")
-        ax.set(ylabel="|theta_best - theta_0|", title=f"distance from initial weights, lr {self.st.base_lr:g}")
+        ax.set(ylabel="|theta - theta_0|", title=f"distance from initial weights, lr {self.st.base_lr:g}")
         return Figure(self.save(fig, name), "Figure 10: distance from the initial weights",
-                      "Euclidean distance of each run's best weights from its initial weights.",
+                      "Euclidean distance of each run's weights from its initial weights, "
+                      + self.point_text("base") + ".",
                       "decreasing with batch size except bs 128 > bs 64 (no numbers)",
                       self.table(rows))
 
@@ -192,11 +201,15 @@ class FigureWriter:
         runs = {s: self.r.runs_of(*s) for s in pair}
         if not all(runs.values()):
             return None
-        layers = list(runs[pair[0]][0].layers)
+        point = self.r.points["base"]
+        if point is None:
+            return None
+        layer_distances = {s: [r.at_point(point)["dist_layers"] for r in runs[s]] for s in pair}
+        layers = list(layer_distances[pair[0]][0])
         fig, ax = plt.subplots(figsize=(8, 4))
         rows = []
         for k, (batch, lr) in enumerate(pair):
-            values = np.array([[r.layers[n] for n in layers] for r in runs[(batch, lr)]])
+            values = np.array([[d[n] for n in layers] for d in layer_distances[(batch, lr)]])
             x = np.arange(len(layers)) + (k - 0.5) * 0.38
             ax.bar(x, values.mean(0), 0.38, color=self.color(batch), alpha=0.7,
                    yerr=values.std(0, ddof=1) if len(values) > 1 else None, capsize=3,
@@ -207,10 +220,11 @@ class FigureWriter:
                 sd = f" ± {values[:, j].std(ddof=1):.3g}" if len(values) > 1 else ""
                 rows.append((f"bs {batch}, {layer}", f"{values[:, j].mean():.3g}{sd} (n={len(values)})", ""))
         ax.set_xticks(range(len(layers)), layers)
-        ax.set(ylabel="|theta_best - theta_0| of the layer", title="distance from initial weights by layer")
+        ax.set(ylabel="|theta - theta_0| of the layer", title="distance from initial weights by layer")
         ax.legend(fontsize=7)
         return Figure(self.save(fig, name), "Figure 11: distance from the initial weights by layer",
-                      "Per layer (weights and biases together); dots are seeds.",
+                      "Per layer (weights and biases together), " + self.point_text("base")
+                      + "; dots are seeds.",
                       "bs 32 farther than bs 256 in every layer (no numbers)", rows)
 
     def epoch_distances(self, name):
@@ -265,7 +279,13 @@ class FigureWriter:
 
     def seeds_plot_rows(self, settings, key):
         """(label, Summary) per setting without drawing."""
-        return [(f"bs {b}, lr {lr:g}", self.r.summary(b, lr, key)) for b, lr in settings]
+        group = self.group(settings)
+        return [(f"bs {b}, lr {lr:g}", self.r.summary(b, lr, key, group)) for b, lr in settings]
+
+    def point_text(self, group):
+        """Where the group's runs are read, in words."""
+        point = self.r.points[group]
+        return point.describe() if point else "no comparable point"
 
     # ---- figures 18, 21, 22 --------------------------------------------------------------------
     def interpolation(self, name):
@@ -286,13 +306,13 @@ class FigureWriter:
         rows = [(f"{split} loss at alpha {a:g}", f"{np.interp(a, alpha, res[f'{split}_loss']):.4g}", "")
                 for split in ("train", "val") for a in (0.0, 1.0)]
         return Figure(self.save(fig, name), "Figure 18: interpolation between minimisers",
-                      "theta(alpha) = alpha theta_L + (1 - alpha) theta_S on alpha in [-1, 2].",
+                      "theta(alpha) = alpha theta_L + (1 - alpha) theta_S on alpha in [-1, 2], the two "
+                      "runs read " + self.point_text("base") + ".",
                       "the large-batch end (alpha = 1) rises much more steeply", rows)
 
     def sharpness(self, settings_sets, name, number, title, article_stars):
         """Figures 21 and 26: Keskar sharpness per batch size (one series per lr rule)."""
-        from .study_findings import sharpness_key
-        key = sharpness_key(self.r)
+        key = self.r.headline_sharpness_key()
         if not any(self._has(s) for s, _ in settings_sets):
             return None
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -303,11 +323,12 @@ class FigureWriter:
             rows += [(f"{lbl} ({label})", s) for lbl, s in got]
         ax.set_xticks(range(len(self.st.batches)), [f"bs {b}" for b in self.st.batches])
         self.article_stars(ax, settings_sets[0][0], article_stars, "article bs 32: 1.14")
-        ax.set(ylabel=f"phi ({key.split('_')[1]} space, eps {self.st.sharpness_eps:g})", title=title)
+        space, eps = key.split("_")[1:]
+        ax.set(ylabel=f"phi ({space} space, eps {eps})", title=title)
         ax.legend(fontsize=7)
+        where = "; ".join(f"{label}: {self.point_text(self.group(s))}" for s, label in settings_sets)
         return Figure(self.save(fig, name), f"Figure {number}: {title}",
-                      "Keskar et al.'s metric on the training loss at each run's best weights; points "
-                      "are seeds.", "bs 32: 1.14; bs >= 64 after lr scaling: 4 - 7",
+                      f"Keskar et al.'s metric on the training loss ({where}); points are seeds.", "bs 32: 1.14; bs >= 64 after lr scaling: 4 - 7",
                       self.table(rows, article={"bs 32": "1.14"}))
 
     def surfaces(self, name):
@@ -333,7 +354,7 @@ class FigureWriter:
             rows.append((f"bs {batch}, loss at centre / max on grid", f"{centre:.4g} / {high:.4g}", ""))
         return Figure(self.save(fig, name), "Figure 22: filter-normalised loss surfaces",
                       "Training loss around each minimiser along two filter-normalised random "
-                      "directions (Li et al. 2018); seed 0 runs.",
+                      "directions (Li et al. 2018); seed 0 runs, " + self.point_text("base") + ".",
                       "contours tighter around the bs 256 minimiser", rows)
 
     # ---- figures 23-29 -------------------------------------------------------------------------
@@ -357,6 +378,8 @@ class FigureWriter:
     def val_at_lr(self, name):
         """Figure 28: best validation loss per batch size at the sweep's lr 0.08 (or nearest)."""
         lr = self.st.fig28_lr()
+        if lr is None:
+            return None
         settings = [(b, lr) for b in self.st.batches]
         if not self._has(settings):
             return None
@@ -424,17 +447,6 @@ class FigureWriter:
                       "which larger batches stop reducing the gradient noise much.", "", rows)
 
 
-def _ranks(run):
-    """How many ranks trained a run (from its config.json)."""
-    import json
-    import os
-    try:
-        with open(os.path.join(run.folder, "config.json")) as f:
-            return int(json.load(f).get("ranks", 1))
-    except (OSError, ValueError):
-        return 1
-
-
 def all_figures(results, folder, dpi=90):
     """Draw every figure the study has data for; returns the Figure records in article order."""
     w = FigureWriter(results, folder, dpi)
@@ -445,10 +457,10 @@ def all_figures(results, folder, dpi=90):
         w.loss_curves(base, "fig05_loss_curves", 5, f"lr {lr0:g}"),
         w.best_losses(base, "fig06_best_losses", 6, f"lr {lr0:g}", {32: 0.344, 256: 0.395}),
         w.time_and_epochs(base, "fig07_time_epochs", 7, f"lr {lr0:g}",
-                          ("sec_per_epoch", "best_epoch", "time_to_best"),
+                          ("sec_per_epoch", "epochs_to_point", "time_to_point"),
                           {"sec_per_epoch": {32: "12.4 s", 256: "7.7 s"},
-                           "best_epoch": {32: "158", 256: "958"},
-                           "time_to_best": {32: "1915 s", 256: "~4x bs 32's"}}),
+                           "epochs_to_point": {32: "158", 256: "958"},
+                           "time_to_point": {32: "1915 s", 256: "~4x bs 32's"}}),
         w.time_per_rank_count(base, "fig08_time_per_epoch_ranks"),
         w.distance("fig10_distance_from_init"),
         w.distance_by_layer("fig11_distance_by_layer"),
@@ -460,13 +472,13 @@ def all_figures(results, folder, dpi=90):
         w.loss_curves(scaled, "fig23_loss_curves_scaled", 23, "linearly scaled lr"),
         w.best_losses(scaled, "fig24_best_losses_scaled", 24, "linearly scaled lr", {32: 0.345, 256: 0.352}),
         w.time_and_epochs(scaled, "fig25_epochs_time_scaled", 25, "linearly scaled lr",
-                          ("best_epoch", "time_to_best"),
-                          {"time_to_best": {32: "3156 s", 256: "2197 s"}}),
+                          ("epochs_to_point", "time_to_point"),
+                          {"time_to_point": {32: "3156 s", 256: "2197 s"}}),
         w.sharpness([(base, f"lr {lr0:g}"), (scaled, "scaled lr")], "fig26_sharpness_scaled", 26,
                     "sharpness with and without lr scaling", {32: 1.14}),
         w.lr_comparison("dist_init", "fig27_distance_scaled", 27,
                         "distance from initial weights with and without lr scaling",
-                        "|theta_best - theta_0|", "scaling closes most of the gap; bs 128 anomaly"),
+                        "|theta - theta_0|", "scaling closes most of the gap; bs 128 anomaly"),
         w.val_at_lr("fig28_val_loss_at_lr"),
         w.lr_sweep("fig29_lr_sweep"),
         w.noise_scale("noise_scale"),

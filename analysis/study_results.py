@@ -1,72 +1,85 @@
 """Reading a study folder into per-run values and per-setting seed summaries.
 
-A setting is (batch, lr); its seeds are the runs that share it. Every per-run quantity the report
-compares lives in `RunResult.values`, so the findings and figures all summarise the same numbers.
+A setting is (batch, lr); its seeds are the runs that share it. The runs at the base lr form the
+`base` comparison group, the runs at their linearly scaled lr the `scaled` group; each group is
+compared at one point (analysis/comparison.py): the converged runs' best weights, or the first epoch
+below a training-loss level every run of the group reached. Every per-run quantity the report
+compares is a value of `RunResult`, read at its group's point where the quantity depends on it.
+Everything comes from the run folders' JSON and update norms; no weights are read.
 """
 import math
 import os
 
 import numpy as np
 
-from .geometry import distance_from_init
+from .comparison import comparison_point
 from .rundir import Run
 from .stats import summarize
-from .study_plan import StudyError, StudySettings, plan_analyses, plan_runs
+from .study_plan import COMPARISON_GROUPS, StudyError, StudySettings, plan_analyses, plan_runs
 from .study_tasks import USABLE_STATUSES, read_json
+from .study_timing import timing_path
+
+# Values that depend on where a run is read (its group's comparison point).
+POINT_KEYS = ("dist_init", "update_median", "epochs_to_point", "train_loss_at_point",
+              "val_loss_at_point", "val_acc_at_point", "steps_to_point", "time_to_point")
 
 
 class RunResult:
     """One planned run's outcome: status, metric curves and scalar values (NaN where missing)."""
 
-    def __init__(self, planned, folder, analysis_dir):
+    def __init__(self, planned, folder):
         self.planned, self.folder = planned, folder
         self.batch, self.lr, self.seed = planned.batch, planned.lr, planned.seed
         self.setting = (planned.batch, planned.lr)
-        status = read_json(os.path.join(folder, "status.json")) or {}
-        self.status = status.get("status", "missing")
-        self.metrics, self.values, self.layers = [], {}, {}
+        self.status_record = read_json(os.path.join(folder, "status.json")) or {}
+        self.status = self.status_record.get("status", "missing")
+        self.metrics, self.values, self.config = [], {}, {}
         self.update_norms = None
         if self.status in USABLE_STATUSES:
-            self._read(status, analysis_dir)
+            self._read()
 
     @property
     def usable(self):
         """True when the run finished (or stopped early) and left its weights."""
         return self.status in USABLE_STATUSES
 
-    def _read(self, status, analysis_dir):
+    def _read(self):
         run = Run(self.folder)
+        self.config = run.config
         self.metrics = run.metrics()
-        best_epoch = int(status.get("best_epoch") or 0)
-        seconds = [m["train_seconds"] + m["eval_seconds"] for m in self.metrics]
-        distance = distance_from_init(run.theta("best"), run.theta("init"), run.table)
-        self.layers = distance["layers"]
         self.update_norms = run.update_norms()
+        status = self.status_record
         self.values = {
             "best_val_loss": float(status["best_val_loss"]),
-            "best_val_acc": float(status.get("best_val_acc", float("nan"))),
+            "best_val_acc": float(status.get("best_val_acc", math.nan)),
             "best_train_loss": min(m["train_loss"] for m in self.metrics),
-            "best_epoch": float(best_epoch),
+            "best_epoch": float(status.get("best_epoch") or 0),
             "epochs": float(status.get("epochs", len(self.metrics))),
             "sec_per_epoch": float(np.mean([m["train_seconds"] for m in self.metrics])),
-            "time_to_best": float(sum(seconds[:best_epoch])),
-            "dist_init": distance["total"],
-            "update_median": float(np.median(self.update_norms)) if self.update_norms.size else math.nan,
-            # "finished" means it used every epoch without stopping early: its epochs-to-best is
-            # then only a lower bound on the epochs it would need to converge
+            # "finished" means it used every epoch without stopping early (not converged)
             "hit_max_epochs": float(self.status == "finished"),
         }
-        sharp = read_json(os.path.join(analysis_dir, f"sharpness-{self.planned.name}.json"))
-        spaces = (sharp or {}).get("result", {}).get("spaces", {})
-        for space, entry in spaces.items():
-            self.values[f"sharpness_{space}"] = float(entry["phi"])
+
+    def at_point(self, point):
+        """The point-dependent values of this run at a ComparisonPoint (or {} without one)."""
+        if point is None or not self.usable:
+            return {}
+        epoch = point.epoch(self.status_record)
+        record = self.metrics[epoch - 1]
+        steps = int(record["steps"])
+        seconds = [m["train_seconds"] + m["eval_seconds"] for m in self.metrics[:epoch]]
+        return {"dist_init": float(record["dist_init"]), "dist_layers": record["dist_init_layers"],
+                "update_median": float(np.median(self.update_norms[:steps])),
+                "epochs_to_point": float(epoch), "steps_to_point": float(steps),
+                "time_to_point": float(sum(seconds)), "train_loss_at_point": record["train_loss"],
+                "val_loss_at_point": record["val_loss"], "val_acc_at_point": record["val_acc"]}
 
     def curve(self, key):
         """(epochs, values) of one metric over the run's epochs."""
         return ([m["epoch"] for m in self.metrics], [m.get(key) for m in self.metrics])
 
     def value(self, key):
-        """A scalar of this run, NaN when the run has none."""
+        """A point-independent scalar of this run, NaN when the run has none."""
         return self.values.get(key, math.nan)
 
 
@@ -81,24 +94,42 @@ class StudyResults:
         self.settings = StudySettings.from_dict(meta["settings"])
         self.planned = plan_runs(self.settings)
         self.tasks = plan_analyses(self.settings, self.planned)
+        if not os.path.isdir(os.path.join(study_dir, "runs")):
+            raise StudyError(f"{study_dir} holds no run data (no runs/ folder): nothing to report")
+        self.runs = [RunResult(p, os.path.join(study_dir, "runs", p.name)) for p in self.planned]
+        if not any(r.usable for r in self.runs):
+            raise StudyError(f"{study_dir} holds no finished run yet: nothing to report")
         analysis_dir = os.path.join(study_dir, "analysis")
-        self.runs = [RunResult(p, os.path.join(study_dir, "runs", p.name), analysis_dir)
-                     for p in self.planned]
         self.analysis = {t.name: read_json(os.path.join(analysis_dir, f"{t.name}.json"))
                          for t in self.tasks}
+        self.points = {g: comparison_point([r.status_record for r in self.group_runs(g)])
+                       for g in COMPARISON_GROUPS}
+        self.timing = read_json(timing_path(study_dir))
 
     # ---- selecting ---------------------------------------------------------------------------
+    def group_runs(self, group):
+        """The usable runs of a comparison group ('base' or 'scaled')."""
+        return [r for r in self.runs if group in r.planned.groups and r.usable]
+
     def runs_of(self, batch, lr, usable=True):
         """The runs (all seeds) of one setting, optionally only those with weights."""
         return [r for r in self.runs if r.setting == (batch, lr) and (r.usable or not usable)]
 
-    def summary(self, batch, lr, key):
-        """Seed summary of one value in one setting (diverged or missing runs left out)."""
-        return summarize([r.value(key) for r in self.runs_of(batch, lr)])
+    def run_value(self, run, key, group="base"):
+        """One value of one run; point-dependent values and sharpness at `group`'s point."""
+        if key.startswith("sharpness"):
+            return self.sharpness(run, group).get(key, math.nan)
+        if key in POINT_KEYS:
+            return run.at_point(self.points[group]).get(key, math.nan)
+        return run.value(key)
 
-    def summaries(self, key, settings):
+    def summary(self, batch, lr, key, group="base"):
+        """Seed summary of one value in one setting (diverged or missing runs left out)."""
+        return summarize([self.run_value(r, key, group) for r in self.runs_of(batch, lr)])
+
+    def summaries(self, key, settings, group="base"):
         """{setting: Summary} of one value over several settings."""
-        return {s: self.summary(s[0], s[1], key) for s in settings}
+        return {s: self.summary(s[0], s[1], key, group) for s in settings}
 
     def base_settings(self):
         """(batch, base lr) for every batch."""
@@ -115,6 +146,25 @@ class StudyResults:
             return None
         return saved["result"]
 
+    def sharpness(self, run, group):
+        """{'sharpness_<space>_<eps>': phi} of one run at its group's point ({} when not computed)."""
+        result = self.result(f"sharpness-{group}-{run.planned.name}") or {}
+        return {sharpness_key(e["space"], e["eps"]): float(e["phi"])
+                for e in result.get("sharpness", [])}
+
+    def headline_sharpness_key(self):
+        """The sharpness the findings use: full space if computed (else subspace), first eps."""
+        st = self.settings
+        space = "full" if st.sharpness_space in ("full", "both") else "subspace"
+        return sharpness_key(space, st.sharpness_eps[0])
+
+    def timing_samples(self, batch, ranks=1):
+        """Seconds per epoch of the timing pass at one batch size and rank count ([] if none)."""
+        for entry in (self.timing or {}).get("entries", []):
+            if entry["batch"] == batch and entry["ranks"] == ranks:
+                return list(entry["samples"])
+        return []
+
     def counts(self):
         """{status: number of runs}."""
         counts = {}
@@ -125,3 +175,8 @@ class StudyResults:
     def wall_seconds(self):
         """Total wall time of all study invocations (seconds)."""
         return sum(float(i.get("seconds", 0.0)) for i in self.meta.get("invocations", []))
+
+
+def sharpness_key(space, eps):
+    """The value name of one sharpness measurement, e.g. sharpness_full_0.001."""
+    return f"sharpness_{space}_{eps:g}"
