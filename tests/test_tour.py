@@ -27,7 +27,7 @@ TOUR = ROOT / "docs" / "tour"
 CHAPTERS = sorted(TOUR.glob("[0-9][0-9]-*.md"))
 MARKER = "@@tour-block {}@@"
 FENCE = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```\s*$", re.S | re.M)
-NUMBER = re.compile(r"~?[-+]?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?")
+NUMBER = re.compile(r"(?:~\s*)?[-+]?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?")
 REFERENCE = re.compile(r"`([\w/]+\.py): ([\w.]+)`")
 CHAPTER_TIMEOUT = 420
 
@@ -65,7 +65,7 @@ def _number_matches(quoted, printed):
     """A quoted number against a printed one: integers exactly, decimals to their last digit."""
     if quoted.startswith("~"):
         return True
-    q, p = quoted.replace(",", ""), printed.lstrip("~").replace(",", "")
+    q, p = quoted.replace(",", ""), printed.lstrip("~").strip().replace(",", "")
     if re.fullmatch(r"[-+]?\d+", q):
         return q.lstrip("+") == p.lstrip("+")
     mantissa = q.lower().split("e")[0]
@@ -108,6 +108,7 @@ def test_number_comparison_respects_quoted_precision():
     assert compare_output("loss 0.6931", "loss 0.6933") is not None
     assert compare_output("353,161 parameters", "353,162 parameters") is not None
     assert compare_output("took ~12.5 ms", "took 80.1 ms") is None
+    assert compare_output("took ~  2.5 ms", "took ~ 80.1 ms") is None
     assert compare_output("phi 2.5e-04", "phi 2.6e-04") is None
     assert compare_output("phi 2.5e-04", "phi 2.7e-04") is not None
     assert compare_output("verdict reproduced", "verdict contradicted") is not None
