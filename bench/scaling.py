@@ -432,12 +432,15 @@ def noise_scales():
 
 def predictions(measurement, fitted):
     """The article's 4 GPUs, the curve to 64 GPUs across hosts, and both batch-size limits."""
-    two = next((m for m in fitted if m["ranks"] == 2), None)
-    spread = two["model"]["spread"] if two else 0.0
+    # the spread of the fewest ranks measured here that have one (2 ranks: no oversubscription)
+    several = sorted((f for f in fitted if f["ranks"] > 1), key=lambda f: f["ranks"])
+    spread = several[0]["model"]["spread"] if several else 0.0
+    spread_ranks = several[0]["ranks"] if several else None
     message = measurement["jobs"][0]["message_bytes"]
     one = gpu_model(spread, "PCIe 3.0 x16", message)
     article = {"inputs": {**{k: v for k, v in ARTICLE.items() if k != "four_gpu_epoch_seconds"},
-                          "eval_cost_ratio": EVAL_COST_RATIO, "spread_from_2_ranks_here": spread,
+                          "eval_cost_ratio": EVAL_COST_RATIO, "spread": spread,
+                          "spread_measured_on_ranks": spread_ranks,
                           "message_bytes": message},
                "one_gpu": {"step_overhead": one.step_overhead, "per_example": one.per_example,
                            "epoch_seconds": {b: article_epoch(one, b, 1) for b in (32, 64, 128, 256)}},
@@ -460,6 +463,9 @@ def predictions(measurement, fitted):
                          "speedup_global_batch_256": strong, "speedup_per_rank_batch_256": weak,
                          "sum_share_of_step_at_global_256": sum_share,
                          "sum_seconds_64": model.sum_seconds(64),
+                         # the sum outlasts the examples' own compute (c b) below this per-rank batch
+                         "sum_exceeds_example_compute_below": {
+                             n: model.sum_seconds(n) / model.per_example for n in CLUSTER_RANKS[1:]},
                          "break_even_per_rank_batch": {n: break_even_per_rank_batch(model, n)
                                                        for n in CLUSTER_RANKS[:-1]}}
         cluster[link]["best_global_batch_64"] = {
@@ -497,7 +503,8 @@ def prediction_text(pred):
     lines = [f"One article GPU, fitted to its published 12.4 s (bs 32) and 7.7 s (bs 256): "
              f"t0 = {1e3 * one['step_overhead']:.2f} ms per step, c = {1e3 * one['per_example']:.3f} ms "
              f"per example (evaluation = {EVAL_COST_RATIO:.2f} c per example); "
-             f"straggler spread sigma = {a['inputs']['spread_from_2_ranks_here']:.3f} (2 ranks here).", "",
+             f"straggler spread sigma = {a['inputs']['spread']:.3f} (measured here on "
+             f"{a['inputs']['spread_measured_on_ranks']} ranks).", "",
              "| batch | 1 GPU | 4 GPUs, PCIe 3.0 x16 | 4 GPUs, NVLink 2.0 |", "|---|---|---|---|"]
     for b in (32, 64, 128, 256):
         lines.append(f"| {b} | {one['epoch_seconds'][b]:.2f} s | "
@@ -513,6 +520,13 @@ def prediction_text(pred):
         cells = [f"{s:.2f} / {w:.1f}" for s, w in zip(c["speedup_global_batch_256"],
                                                        c["speedup_per_rank_batch_256"])]
         lines.append(f"| {link} | " + " | ".join(cells) + " |")
+    lines += ["", "Per-rank batch below which the gradient sum takes longer than computing the "
+              "examples (T_sum(N) / c):", "",
+              "| link | " + " | ".join(f"N={n}" for n in CLUSTER_RANKS[1:]) + " |",
+              "|---|" + "---|" * (len(CLUSTER_RANKS) - 1)]
+    for link, c in pred["cluster"].items():
+        lines.append(f"| {link} | " + " | ".join(
+            f"{v:.1f}" for v in c["sum_exceeds_example_compute_below"].values()) + " |")
     lines += ["", "Break-even per-rank batch (doubling N -> 2N at a fixed global batch stops paying "
               "below it), and the best global batch on 64 GPUs by time to a fixed loss for each "
               "measured B_simple:", "",
@@ -572,7 +586,7 @@ def plot(payload, path):
     grid = 2.0 ** np.arange(6, 15.01, 0.125)
     scales = payload["predictions"]["noise_scales"]
     for link in (CLUSTER_LINKS[0], CLUSTER_LINKS[-1]):
-        model = gpu_model(payload["predictions"]["article"]["inputs"]["spread_from_2_ranks_here"],
+        model = gpu_model(payload["predictions"]["article"]["inputs"]["spread"],
                           link, payload["predictions"]["article"]["inputs"]["message_bytes"])
         for s in scales:
             t = np.array([time_to_result(model, b, 64, s["b_simple"]) for b in grid])
@@ -584,7 +598,7 @@ def plot(payload, path):
         limits.axvline(s["b_simple"], color="red", ls=":", lw=0.8)
     limits.set_xscale("log", base=2)
     limits.set_yscale("log")
-    limits.set_xlabel("global batch size (red: B_simple, statistical; grey: 64 x break-even, systems)")
+    limits.set_xlabel("global batch size (red: B_simple; grey: 64 x break-even per-rank batch)")
     limits.set_ylabel("time to a fixed loss / its minimum")
     limits.set_title("both limits on one batch axis", fontsize=9)
     for ax in axes.ravel():
