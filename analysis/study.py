@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from datetime import datetime, timezone
@@ -30,11 +31,13 @@ from datetime import datetime, timezone
 from engine.storage import file_lock
 
 from .study_plan import PROFILES, StudyError, StudySettings, plan_analyses, plan_runs, plan_summary, settings_from_args
+from .study_projection import projection_lines
 from .study_timing import run_timing, timing_done
 from .study_tasks import TERMINAL_STATUSES, TaskRunner, read_json, task_done, write_json_atomic
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_INCOMPLETE = 0, 2, 4, 5
 POLL_SECONDS = 3.0
+HEARTBEAT_SECONDS = 30.0
 
 
 class StudyInterrupted(Exception):
@@ -153,13 +156,43 @@ def open_study(out, settings):
         write_json_atomic(path, record)
 
 
-def record_invocation(out, entry):
-    """Append one invocation's record (start, end, wall seconds, outcome) to study.json."""
-    path = os.path.join(out, "study.json")
-    with file_lock(os.path.join(out, "locks", "study.json.lock")):
-        record = read_json(path) or {"invocations": []}
-        record.setdefault("invocations", []).append(entry)
-        write_json_atomic(path, record)
+class InvocationRecord:
+    """This invocation's entry in study.json: written when it starts and refreshed every
+    HEARTBEAT_SECONDS by a background thread, so the wall time of an invocation that is killed
+    outright (SIGKILL, a lost machine) is still counted, to within one heartbeat."""
+
+    def __init__(self, out, fields):
+        self.path = os.path.join(out, "study.json")
+        self.lock = os.path.join(out, "locks", "study.json.lock")
+        self.entry = {"start": now_iso(), "end": now_iso(), "seconds": 0.0, **fields,
+                      "outcome": "running"}
+        self.started = time.perf_counter()
+        self.stopped = threading.Event()
+        self._write(append=True)
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+        self.thread.start()
+
+    def _write(self, append=False, **fields):
+        self.entry.update(end=now_iso(), seconds=time.perf_counter() - self.started, **fields)
+        with file_lock(self.lock):
+            record = read_json(self.path) or {"invocations": []}
+            invocations = record.setdefault("invocations", [])
+            if append:
+                invocations.append(self.entry)
+            else:  # the entry that starts at our start time is ours
+                index = max(i for i, e in enumerate(invocations) if e.get("start") == self.entry["start"])
+                invocations[index] = self.entry
+            write_json_atomic(self.path, record)
+
+    def _beat(self):
+        while not self.stopped.wait(HEARTBEAT_SECONDS):
+            self._write()
+
+    def finish(self, **fields):
+        """Stop the heartbeat and write the final entry (outcome and counts)."""
+        self.stopped.set()
+        self.thread.join()
+        self._write(**fields)
 
 
 class Work:
@@ -334,21 +367,30 @@ class Study:
         return "incomplete" if self.failed else "complete"
 
 
-def prepare_environment(settings, comm, cache_dir):
-    """Build the image cache and compile the kernels rank by rank before the ranks start working
-    (concurrent builds of one cache entry or one numba cache would only wait on each other)."""
+def load_study_dataset(settings, cache_dir):
+    """The study's images (decoded into the cache on first use); DataError becomes StudyError."""
     from pathlib import Path
 
     import run as cli
     from imagedata import DataError, load_dataset
+    try:
+        return load_dataset(settings.data, image_size=settings.image_size,
+                            cache_dir=Path(cache_dir) if cache_dir else cli.DEFAULT_CACHE,
+                            jfif_only=settings.jfif_only)
+    except DataError as exc:
+        raise StudyError(str(exc)) from None
+
+
+def prepare_environment(settings, comm, cache_dir):
+    """Build the image cache and compile the kernels rank by rank before the ranks start working
+    (concurrent builds of one cache entry or one numba cache would only wait on each other)."""
+    import run as cli
     error = None
     for turn in ("root", "others"):
         if (turn == "root") == (comm.rank == 0):
             try:
-                load_dataset(settings.data, image_size=settings.image_size,
-                             cache_dir=Path(cache_dir) if cache_dir else cli.DEFAULT_CACHE,
-                             jfif_only=settings.jfif_only)
-            except DataError as exc:
+                load_study_dataset(settings, cache_dir)
+            except StudyError as exc:
                 error = str(exc)
         comm.barrier()
     if comm.any_flag(error is not None):
@@ -419,6 +461,9 @@ def main(argv=None, comm=None):
             if comm.rank == 0:
                 print(plan_summary(settings))
                 describe_plan(study)
+                data = load_study_dataset(settings, args.cache_dir)
+                for line in projection_lines(settings, len(data.train_y), len(data.val_y)):
+                    print(line, flush=True)
             return EXIT_OK
         from parallel.threads import available_cores
         if args.workers is not None and args.workers < 1:
@@ -433,22 +478,20 @@ def main(argv=None, comm=None):
         study.say(f"{plan_summary(settings)}; {study.runs_done_count()} runs already done; "
                   + (f"{workers} worker processes" if workers > 1 else
                      f"{comm.size} rank(s), parallel {args.parallel}"))
-        start_iso, started = now_iso(), time.perf_counter()
-        prepare_environment(settings, comm, args.cache_dir)
+        started = time.perf_counter()
+        invocation = InvocationRecord(out, {"ranks": comm.size, "workers": workers,
+                                            "parallel": args.parallel}) if comm.rank == 0 else None
         outcome = "interrupted"
         try:
+            prepare_environment(settings, comm, args.cache_dir)
             if workers > 1:
                 outcome = run_workers(argv, workers, max(1, available_cores() // workers))
             else:
                 outcome = study.run()
         finally:
-            if comm.rank == 0:
-                record_invocation(out, {"start": start_iso, "end": now_iso(),
-                                        "seconds": time.perf_counter() - started,
-                                        "ranks": comm.size, "workers": workers,
-                                        "parallel": args.parallel,
-                                        "trained_by_rank0": study.trained,
-                                        "analysed_by_rank0": study.analysed, "outcome": outcome})
+            if invocation is not None:
+                invocation.finish(trained_by_rank0=study.trained, analysed_by_rank0=study.analysed,
+                                  outcome=outcome)
     except StudyError as error:
         if comm.rank == 0:
             print(f"error: {error}", file=sys.stderr, flush=True)
