@@ -87,7 +87,7 @@ class FigureWriter:
         error bar at categorical x = batch index."""
         rows = []
         group = self.group(settings)
-        capped_labelled = False
+        capped_labelled = capped_label in ax.get_legend_handles_labels()[1]  # one entry per panel
         for i, (batch, lr) in enumerate(settings):
             s = self.r.summary(batch, lr, key, group)
             x = i + offset
