@@ -275,7 +275,8 @@ class FigureWriter:
         self.legend(ax)
         return self.record(fig, name, "Figure 10: distance from the initial weights",
                       "Euclidean distance of each run's weights from its initial weights, "
-                      + self.point_text("base") + ".",
+                      + self.point_text("base") + "; points: seeds, error bars: mean ± sd "
+                      "(clipped at 0).",
                       "decreasing with batch size except bs 128 > bs 64 (no numbers)",
                       self.table(rows))
 
@@ -490,7 +491,8 @@ class FigureWriter:
         ax.set(ylabel="best validation loss", title=f"best validation loss at lr {lr:g}")
         self.legend(ax)
         return self.record(fig, name, f"Figure 28: validation loss by batch size at lr {lr:g}",
-                      "From the lr sweep (cells shared with the headline rows carry their seeds).",
+                      "From the lr sweep (cells shared with the headline rows carry their seeds); "
+                      "points: seeds, error bars: mean ± sd (clipped at 0).",
                       "at lr 0.08, bs 64 beats bs 32", self.table(rows))
 
     def lr_sweep(self, name):
