@@ -23,6 +23,7 @@ from analysis.stats import CONTRADICTED, INCONCLUSIVE, REPRODUCED
 from analysis.study_findings import compute_findings
 from analysis.study_plan import StudySettings
 from analysis.study_results import StudyResults
+from analysis.study_timing import timing_params
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = (0, 1, 2)
@@ -192,8 +193,10 @@ def write_study(root, with_runs=True):
                 "kind": "sharpness", "runs": [run_name(*k) for k in keys], "params": {"group": group},
                 "seconds": 1.0, "result": {"sharpness": sharpness_entries(batch, lr, seed, group)}}))
     (root / "timing").mkdir()
-    (root / "timing" / "timing.json").write_text(json.dumps({"params": {}, "entries": [
-        {"batch": b, "ranks": r, "epoch_seconds": [30.0] + v, "samples": v} for (b, r), v in TIMING.items()]}))
+    (root / "timing" / "timing.json").write_text(json.dumps({
+        "params": timing_params(SETTINGS, 2), "measured": "2024-05-01T12:00:00+0000", "entries": [
+            {"batch": b, "ranks": r, "threads_per_rank": 2 // r, "epoch_seconds": [30.0] + v,
+             "samples": v, "train_seconds": v, "load_before": 0.1} for (b, r), v in TIMING.items()]}))
     return root
 
 
