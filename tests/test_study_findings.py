@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 from test_study_stats import hand_welch
 
+from analysis import study_tasks
 from analysis.comparison import ComparisonPoint, comparison_point
 from analysis.stats import CONTRADICTED, INCONCLUSIVE, REPRODUCED
 from analysis.study_findings import compute_findings
-from analysis.study_plan import StudySettings
+from analysis.study_plan import AnalysisTask, StudySettings
 from analysis.study_results import StudyResults
 from analysis.study_timing import timing_params
 
@@ -310,3 +311,58 @@ def test_run_py_report_refuses_a_folder_without_run_data(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in result.stderr and "no run data" in lines[0]
     assert not (study / "report" / "report.md").exists()
+
+
+# ---- the analysis tasks read the weights of the group's point -----------------------------------
+
+def plant_group(study, statuses):
+    """Run folders whose best weights and equal-loss snapshots are different, recognisable vectors."""
+    vectors = {}
+    for index, (name, status) in enumerate(statuses.items()):
+        folder = study / "runs" / name
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps({"args": {"batch": 32, "lr": 0.01, "data": None,
+                                                                 "image_size": 32}}))
+        (folder / "layers.json").write_text(json.dumps(TABLE))
+        (folder / "status.json").write_text(json.dumps(status))
+        for kind, value in (("best", 1.0), ("loss0.65", 2.0), ("loss0.6", 3.0)):
+            vectors[(name, kind)] = np.full(112, value + 10 * index, dtype=np.float32)
+            np.save(folder / f"theta_{kind}.npy", vectors[(name, kind)])
+    return vectors
+
+
+@pytest.mark.parametrize("capped,weights,epoch", [(True, "loss0.6", 4), (False, "best", 9)])
+def test_sharpness_task_reads_the_weights_of_the_groups_point(tmp_path, monkeypatch, capped, weights, epoch):
+    statuses = {"bs32-lr0.01-s0": {"status": "early_stopped", "best_epoch": 9,
+                                   "snapshots": {"0.65": 2, "0.6": 4}},
+                "bs256-lr0.01-s0": {"status": "finished" if capped else "early_stopped",
+                                    "best_epoch": 5, "snapshots": {"0.65": 6, "0.6": 11}}}
+    vectors = plant_group(tmp_path, statuses)
+    seen = []
+    # the objective and the sharpness optimisation are stubbed: only the weights handed over matter
+    monkeypatch.setattr(study_tasks.TaskRunner, "_objective", lambda self, run, split, examples: None)
+    monkeypatch.setattr(study_tasks, "keskar_sharpness",
+                        lambda objective, theta, eps, A, maxiter: seen.append(theta.copy()) or
+                        {"phi": float(theta[0]), "loss": float(theta[0])})
+    task = AnalysisTask("sharpness", "sharpness-base-bs32-lr0.01-s0", tuple(statuses), {
+        "group": "base", "targets": ["bs32-lr0.01-s0"], "eps": [1e-3], "maxiter": 1, "space": "full",
+        "subspace_dim": 4, "examples": 8})
+    study_tasks.TaskRunner(str(tmp_path), SETTINGS, log=lambda *a: None).run(task)
+    saved = json.loads((tmp_path / "analysis" / "sharpness-base-bs32-lr0.01-s0.json").read_text())
+    result = saved["result"]
+    assert result["point"]["weights"] == weights
+    assert result["epochs"] == {"bs32-lr0.01-s0": epoch}
+    assert len(seen) == 1 and np.array_equal(seen[0], vectors[("bs32-lr0.01-s0", weights)])
+    assert result["sharpness"][0]["loss"] == float(vectors[("bs32-lr0.01-s0", weights)][0])
+
+
+def test_a_task_whose_group_never_left_the_plateau_is_skipped(tmp_path):
+    statuses = {"a": {"status": "early_stopped", "best_epoch": 3, "snapshots": {"0.65": 2}},
+                "b": {"status": "finished", "best_epoch": 5, "snapshots": {}}}
+    plant_group(tmp_path, statuses)
+    task = AnalysisTask("sharpness", "sharpness-base-a", ("a", "b"), {
+        "group": "base", "targets": ["a"], "eps": [1e-3], "maxiter": 1, "space": "full",
+        "subspace_dim": 4, "examples": 8})
+    study_tasks.TaskRunner(str(tmp_path), SETTINGS, log=lambda *a: None).run(task)
+    result = json.loads((tmp_path / "analysis" / "sharpness-base-a.json").read_text())["result"]
+    assert "plateau" in result["skipped"] and "sharpness" not in result
