@@ -9,7 +9,6 @@ epoch times and the 2-rank timing. Each finding's verdict is then known, and is 
 `compute_findings` and through `run.py report`.
 """
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
