@@ -1,9 +1,12 @@
 """The report's figures: equivalents of the article's figures 5-8, 10-13, 18 and 21-29.
 
 Each `fig_*` function draws one PNG from StudyResults and returns a Figure record (file, title,
-caption, the article's value) or None when the study holds no data for it. Per-setting values are
-drawn seed by seed (points) with the mean and standard deviation over seeds (error bars).
+caption, the article's value) or None when the study holds no data for it. Every PNG's suptitle names
+the figure and the study's data set, image size and profile. Per-setting values are drawn seed by
+seed (points; an open triangle for a run capped by the epoch limit) with the mean and standard
+deviation over seeds (error bars, clipped at 0: every value drawn this way is non-negative).
 """
+import os
 from dataclasses import dataclass, field
 
 import matplotlib
@@ -11,8 +14,23 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+CAPPED_STATUS = "finished"  # used every epoch without early stopping: not converged
+CAPPED_LABEL = "capped run (not converged)"
+
+
+def study_context(settings):
+    """'<data set>, <size> px, <profile> profile': the data's folder name only, never its path."""
+    data = os.path.basename(os.path.normpath(settings.data)) if settings.data else "synthetic"
+    return f"{data}, {settings.image_size} px, {settings.profile} profile"
+
+
+def clipped_sd(mean, sd, floor=0.0):
+    """Asymmetric error bar [[below], [above]] of mean ± sd whose lower end stops at `floor`."""
+    return [[max(0.0, min(sd, mean - floor))], [sd]]
 
 
 @dataclass
@@ -32,13 +50,27 @@ class FigureWriter:
     def __init__(self, results, folder, dpi=90):
         self.r, self.folder, self.dpi = results, folder, dpi
         self.st = results.settings
+        self.context = study_context(results.settings)
 
-    def save(self, fig, name):
-        """Write the figure as <folder>/<name>.png and close it."""
-        fig.tight_layout()
+    def save(self, fig, name, title):
+        """Write the figure as <folder>/<name>.png under a suptitle naming it and the study's data,
+        image size and profile, then close it."""
+        fig.suptitle(f"{title}\n{self.context}", fontsize=10)
+        if fig.get_layout_engine() is None:
+            fig.tight_layout()
         fig.savefig(f"{self.folder}/{name}.png", dpi=self.dpi)
         plt.close(fig)
         return f"{name}.png"
+
+    def record(self, fig, name, title, *details):
+        """Save the figure and return its Figure record (caption, article value, table rows)."""
+        return Figure(self.save(fig, name, title), title, *details)
+
+    @staticmethod
+    def legend(ax):
+        """A legend when the panel has labelled artists."""
+        if ax.get_legend_handles_labels()[1]:
+            ax.legend(fontsize=7)
 
     # ---- shared drawing ------------------------------------------------------------------------
     def color(self, batch):
@@ -49,22 +81,35 @@ class FigureWriter:
         """The comparison group a list of settings belongs to ('scaled' for the scaled-lr row)."""
         return "base" if all(lr == self.st.base_lr for _, lr in settings) else "scaled"
 
-    def seeds_plot(self, ax, settings, key, offset=0.0, color=None, label=None, marker="o"):
-        """Seeds as points and mean ± sd as an error bar at categorical x = batch index."""
+    def seeds_plot(self, ax, settings, key, offset=0.0, color=None, label=None, marker="o",
+                   capped_label=CAPPED_LABEL):
+        """Seeds as points (capped runs as open triangles) and mean ± sd, clipped at 0, as an
+        error bar at categorical x = batch index."""
         rows = []
         group = self.group(settings)
+        capped_labelled = capped_label in ax.get_legend_handles_labels()[1]  # one entry per panel
         for i, (batch, lr) in enumerate(settings):
             s = self.r.summary(batch, lr, key, group)
             x = i + offset
             c = color or self.color(batch)
+            seeds = [(self.r.run_value(r, key, group), r.status == CAPPED_STATUS)
+                     for r in self.r.runs_of(batch, lr)]
+            seeds = [(v, capped) for v, capped in seeds if np.isfinite(v)]
             if s.n:
                 jitter = np.linspace(-0.06, 0.06, s.n) if s.n > 1 else np.zeros(1)
-                ax.scatter(x + jitter, s.values, s=14, color=c, alpha=0.6, zorder=3)
-                ax.errorbar(x, s.mean, yerr=s.sd if s.n > 1 else None, fmt=marker, color=c,
-                            ms=7, capsize=4, zorder=4, mfc="white",
+                for dx, (v, capped) in zip(jitter, seeds):
+                    if capped:
+                        ax.scatter(x + dx, v, s=30, marker="^", facecolors="none", edgecolors=c,
+                                   zorder=3, label=None if capped_labelled else capped_label)
+                        capped_labelled = True
+                    else:
+                        ax.scatter(x + dx, v, s=14, color=c, alpha=0.6, zorder=3)
+                ax.errorbar(x, s.mean, yerr=clipped_sd(s.mean, s.sd) if s.n > 1 else None,
+                            fmt=marker, color=c, ms=7, capsize=4, zorder=4, mfc="white",
                             label=label if i == 0 else None)
             rows.append((f"bs {batch}, lr {lr:g}", s))
         ax.set_xticks(range(len(settings)), [f"bs {b}\nlr {lr:g}" for b, lr in settings])
+        ax.set_xlabel("batch size, learning rate")
         return rows
 
     def article_stars(self, ax, settings, values, label="article"):
@@ -84,6 +129,22 @@ class FigureWriter:
                 ax.plot(epochs, values, color=self.color(batch), lw=1, alpha=0.8,
                         label=f"bs {batch}, lr {lr:g}" if k == 0 else None)
 
+    def seed_bands(self, ax, settings, key):
+        """Per batch size: the mean over seeds as a bold line and the seeds' min-max as a band, over
+        the epochs every seed reached; each seed as a thin faint line over all its epochs."""
+        for batch, lr in settings:
+            runs = self.r.runs_of(batch, lr)
+            if not runs:
+                continue
+            c = self.color(batch)
+            for run in runs:
+                ax.plot(*run.curve(key), color=c, lw=0.6, alpha=0.3)
+            common = min(len(run.metrics) for run in runs)
+            seeds = np.array([[m[key] for m in run.metrics[:common]] for run in runs], dtype=float)
+            epochs = np.arange(1, common + 1)
+            ax.fill_between(epochs, seeds.min(0), seeds.max(0), color=c, alpha=0.2, lw=0)
+            ax.plot(epochs, seeds.mean(0), color=c, lw=2.2, label=f"bs {batch}, lr {lr:g} (n={len(runs)})")
+
     def _has(self, settings):
         return any(self.r.runs_of(b, lr) for b, lr in settings)
 
@@ -95,16 +156,20 @@ class FigureWriter:
 
     # ---- figures 5-8 -----------------------------------------------------------------------------
     def loss_curves(self, settings, name, number, what):
-        """Training and validation loss per epoch, every seed."""
+        """Training loss, validation loss and validation accuracy per epoch: mean and range of seeds."""
         if not self._has(settings):
             return None
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-        for ax, key in zip(axes, ("train_loss", "val_loss")):
-            self.curves(ax, settings, key)
-            ax.set(xlabel="epoch", ylabel=key.replace("_", " "), title=key.replace("_", " "))
-            ax.legend(fontsize=7)
-        return Figure(self.save(fig, name), f"Figure {number}: loss curves, {what}",
-                      "Training (left) and validation (right) loss per epoch; one line per seed.")
+        fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+        panels = (("train_loss", "training loss"), ("val_loss", "validation loss"),
+                  ("val_acc", "validation accuracy"))
+        for ax, (key, label) in zip(axes, panels):
+            self.seed_bands(ax, settings, key)
+            ax.set(xlabel="epoch", ylabel=label, title=label)
+            self.legend(ax)
+        return self.record(fig, name, f"Figure {number}: loss curves, {what}",
+                           "Training loss, validation loss and validation accuracy per epoch. Bold "
+                           "line: mean over seeds; band: the seeds' min-max, both over the epochs "
+                           "every seed reached; thin lines: each seed.")
 
     def best_losses(self, settings, name, number, what, article_val):
         """Best training and validation loss per batch size."""
@@ -119,66 +184,84 @@ class FigureWriter:
             ax.set(ylabel="loss", title=title)
         self.article_stars(axes[1], settings, article_val)
         for ax in axes:
-            ax.legend(fontsize=7)
+            self.legend(ax)
         art = {f"bs {b}": f"{v:.3f}" for b, v in article_val.items()}
-        return Figure(self.save(fig, name), f"Figure {number}: best losses, {what}",
+        return self.record(fig, name, f"Figure {number}: best losses, {what}",
                       "Lowest training loss and best validation loss of each run (points: seeds; "
-                      "error bars: mean ± sd; stars: the article's validation losses).",
+                      "error bars: mean ± sd, clipped at 0; stars: the article's validation losses).",
                       ", ".join(f"{k}: {v}" for k, v in art.items()),
                       [(label, s.text(), art.get(label.split(",")[0], "") if "validation" in label else "")
                        for label, s in rows])
 
     def time_and_epochs(self, settings, name, number, what, keys, article):
-        """Seconds per epoch / epochs to the best val loss / total seconds to it, per batch size."""
+        """Seconds per epoch / epochs to the comparison point / total seconds to it, per batch size.
+        When the point is an equal-loss level (some run was capped), a panel of epochs to the best
+        validation loss is added, where a capped run's count is a lower bound."""
         if not self._has(settings):
             return None
         point = self.r.points[self.group(settings)]
-        where = ("best val loss" if point is None or point.level is None
-                 else f"train loss {point.level:g}")
+        at_level = point is not None and point.level is not None
+        where = f"train loss {point.level:g}" if at_level else "best val loss"
         titles = {"sec_per_epoch": "training seconds per epoch", "epochs_to_point": f"epochs to {where}",
-                  "time_to_point": f"seconds to {where} (train + eval)"}
-        fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 4))
+                  "best_epoch": "epochs to best val loss", "time_to_point": f"seconds to {where} (train + eval)"}
+        ylabels = {"sec_per_epoch": "seconds", "epochs_to_point": "epochs", "best_epoch": "epochs",
+                   "time_to_point": "seconds"}
+        if at_level:
+            keys = tuple(keys) + ("best_epoch",)
+        fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 4.2))
         rows = []
         for ax, key in zip(np.atleast_1d(axes), keys):
-            got = self.seeds_plot(ax, settings, key)
+            # a capped run's best epoch would only move later with more epochs: a lower bound
+            capped = "capped: lower bound" if key == "best_epoch" else CAPPED_LABEL
+            got = self.seeds_plot(ax, settings, key, capped_label=capped)
             published = article.get(key, {})
             rows += [(f"{label}, {titles[key]}", s.text("{:.4g}"),
                       published.get(int(label.split(",")[0][3:]), "")) for label, s in got]
-            ax.set(title=titles[key])
+            ax.set(title=titles[key], ylabel=ylabels[key])
+            self.legend(ax)
             if published:
                 ax.text(0.02, 0.97, "article: " + ", ".join(f"bs {b} {v}" for b, v in published.items()),
                         transform=ax.transAxes, va="top", fontsize=7, bbox=dict(fc="white", alpha=0.8))
-        return Figure(self.save(fig, name), f"Figure {number}: time and epochs, {what}",
-                      "Per run (points) with mean ± sd over seeds. Times are this machine's, at this "
-                      "study's image size; the article's are GPU seconds at 128 px (in the boxes).",
-                      "; ".join(f"{titles[k]}: " + ", ".join(f"bs {b} {v}" for b, v in p.items())
-                                for k, p in article.items()), rows)
+        capped_note = (" Open triangles: runs capped by the epoch limit (not converged); their epochs "
+                       "to the best val loss are lower bounds." if at_level else "")
+        return self.record(fig, name, f"Figure {number}: time and epochs, {what}",
+                           "Per run (points) with mean ± sd over seeds (clipped at 0). Times are this "
+                           "machine's, at this study's image size; the article's are GPU seconds at "
+                           "128 px (in the boxes)." + capped_note,
+                           "; ".join(f"{titles[k]}: " + ", ".join(f"bs {b} {v}" for b, v in p.items())
+                                     for k, p in article.items()), rows)
 
     def time_per_rank_count(self, settings, name):
-        """Figure 8: seconds per epoch of the timing pass by batch size, on 1 and 2 ranks."""
+        """Figure 8: seconds per epoch of the timing pass by batch size, on each rank count measured."""
         if not self.r.timing:
             return None
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ranks = sorted({e["ranks"] for e in self.r.timing["entries"]})
+        entries = self.r.timing["entries"]
+        ranks = sorted({e["ranks"] for e in entries})
+        threads = {e["ranks"]: e.get("threads_per_rank") for e in entries}
+        on = " and ".join(map(str, ranks)) + (" rank" if ranks == [1] else " ranks")
+        fig, ax = plt.subplots(figsize=(6, 4.2))
         rows = []
         for k, count in enumerate(ranks):
             for i, (batch, lr) in enumerate(settings):
                 values = self.r.timing_samples(batch, count)
                 if values:
-                    ax.bar(i + 0.8 * k / len(ranks), np.mean(values), 0.8 / len(ranks),
-                           yerr=np.std(values, ddof=1) if len(values) > 1 else None,
+                    mean = float(np.mean(values))
+                    ax.bar(i + 0.8 * k / len(ranks), mean, 0.8 / len(ranks),
+                           yerr=clipped_sd(mean, np.std(values, ddof=1)) if len(values) > 1 else None,
                            color=COLORS[k], capsize=3, label=f"{count} rank(s)" if i == 0 else None)
-                    rows.append((f"bs {batch}, {count} rank(s)", f"{np.mean(values):.3g} s (n={len(values)})", ""))
-        ax.set_xticks(range(len(settings)), [f"bs {b}" for b, _ in settings])
-        ax.set(ylabel="seconds per epoch (train + validation)", title="time per epoch by rank count")
-        ax.legend(fontsize=7)
+                    rows.append((f"bs {batch}, {count} rank(s)", f"{mean:.3g} s (n={len(values)})", ""))
+        ax.set_xticks([i + 0.4 * (len(ranks) - 1) / len(ranks) for i in range(len(settings))],
+                      [f"bs {b}" for b, _ in settings])
+        ax.set(xlabel="batch size", ylabel="seconds per epoch (train + validation)",
+               title=f"timing pass on {on}")
+        self.legend(ax)
         art = "1 GPU: bs 32 12.4 s, bs 256 7.7 s; 4 GPUs: bs 256 3.97 s, bs 32 slightly slower than 1 GPU"
-        cores = self.r.timing["params"]["cores"]
-        return Figure(self.save(fig, name), "Figure 8: time per epoch with data parallelism",
-                      "The timing pass: each batch size trained alone on an otherwise idle machine "
-                      f"for {self.r.timing['params']['epochs']} epochs (the first left out), on 1 rank "
-                      f"with {cores} threads and on 2 ranks (mpirun) with {max(1, cores // 2)} each; "
-                      "mean ± sd over the timed epochs.", art, rows)
+        how = " and ".join(f"on {c} rank(s)" + (" (mpirun)" if c > 1 else "")
+                           + (f" with {threads[c]} thread(s) each" if threads[c] else "") for c in ranks)
+        return self.record(fig, name, f"Figure 8: time per epoch on {on}",
+                           "The timing pass: each batch size trained alone on an otherwise idle machine "
+                           f"for {self.r.timing['params']['epochs']} epochs (the first left out), {how}; "
+                           "mean ± sd over the timed epochs (clipped at 0).", art, rows)
 
     # ---- figures 10-13 ---------------------------------------------------------------------------
     def distance(self, name):
@@ -189,9 +272,11 @@ class FigureWriter:
         fig, ax = plt.subplots(figsize=(6, 4))
         rows = self.seeds_plot(ax, settings, "dist_init")
         ax.set(ylabel="|theta - theta_0|", title=f"distance from initial weights, lr {self.st.base_lr:g}")
-        return Figure(self.save(fig, name), "Figure 10: distance from the initial weights",
+        self.legend(ax)
+        return self.record(fig, name, "Figure 10: distance from the initial weights",
                       "Euclidean distance of each run's weights from its initial weights, "
-                      + self.point_text("base") + ".",
+                      + self.point_text("base") + "; points: seeds, error bars: mean ± sd "
+                      "(clipped at 0).",
                       "decreasing with batch size except bs 128 > bs 64 (no numbers)",
                       self.table(rows))
 
@@ -211,18 +296,21 @@ class FigureWriter:
         for k, (batch, lr) in enumerate(pair):
             values = np.array([[d[n] for n in layers] for d in layer_distances[(batch, lr)]])
             x = np.arange(len(layers)) + (k - 0.5) * 0.38
-            ax.bar(x, values.mean(0), 0.38, color=self.color(batch), alpha=0.7,
-                   yerr=values.std(0, ddof=1) if len(values) > 1 else None, capsize=3,
-                   label=f"bs {batch} (mean ± sd)")
+            means = values.mean(0)
+            sds = values.std(0, ddof=1) if len(values) > 1 else None
+            ax.bar(x, means, 0.38, color=self.color(batch), alpha=0.7, capsize=3,
+                   yerr=None if sds is None else [np.minimum(sds, means), sds],
+                   label=f"bs {batch} (mean ± sd, clipped at 0)")
             for v in values:
                 ax.scatter(x, v, s=10, color="k", zorder=3)
             for j, layer in enumerate(layers):
                 sd = f" ± {values[:, j].std(ddof=1):.3g}" if len(values) > 1 else ""
                 rows.append((f"bs {batch}, {layer}", f"{values[:, j].mean():.3g}{sd} (n={len(values)})", ""))
         ax.set_xticks(range(len(layers)), layers)
-        ax.set(ylabel="|theta - theta_0| of the layer", title="distance from initial weights by layer")
+        ax.set(xlabel="layer", ylabel="|theta - theta_0| of the layer",
+               title="distance from initial weights by layer")
         ax.legend(fontsize=7)
-        return Figure(self.save(fig, name), "Figure 11: distance from the initial weights by layer",
+        return self.record(fig, name, "Figure 11: distance from the initial weights by layer",
                       "Per layer (weights and biases together), " + self.point_text("base")
                       + "; dots are seeds.",
                       "bs 32 farther than bs 256 in every layer (no numbers)", rows)
@@ -248,7 +336,7 @@ class FigureWriter:
                 for (b, v), a in zip(ranges.items(), ("0.15 - 0.4", "0.02 - 0.04"))]
         rows.append((f"ratio bs {S}/bs {L}, first and last of {k} epochs", f"{ratio[0]:.3g} -> {ratio[-1]:.3g}",
                      "increases over time"))
-        return Figure(self.save(fig, name), "Figure 12: epoch distances and their ratio",
+        return self.record(fig, name, "Figure 12: epoch distances and their ratio",
                       "Distance covered in each epoch (one line per seed) and the ratio of the seed means.",
                       "bs 32: 0.15 - 0.4, bs 256: 0.02 - 0.04; ratio increases over time", rows)
 
@@ -273,7 +361,7 @@ class FigureWriter:
         ax.legend(fontsize=7)
         rows = self.table(self.seeds_plot_rows(pair, "update_median"), "{:.3g}",
                           {f"bs {S}": "3.3e-3", f"bs {L}": "1.5e-3"})
-        return Figure(self.save(fig, name), "Figure 13: distribution of batch update sizes",
+        return self.record(fig, name, "Figure 13: distribution of batch update sizes",
                       "Per-step update norms of all seeds; the table gives each setting's median "
                       "update norm as mean ± sd over seeds.", "median bs 32: 3.3e-3, bs 256: 1.5e-3", rows)
 
@@ -305,7 +393,7 @@ class FigureWriter:
         alpha = np.asarray(res["alpha"])
         rows = [(f"{split} loss at alpha {a:g}", f"{np.interp(a, alpha, res[f'{split}_loss']):.4g}", "")
                 for split in ("train", "val") for a in (0.0, 1.0)]
-        return Figure(self.save(fig, name), "Figure 18: interpolation between minimisers",
+        return self.record(fig, name, "Figure 18: interpolation between minimisers",
                       "theta(alpha) = alpha theta_L + (1 - alpha) theta_S on alpha in [-1, 2], the two "
                       "runs read " + self.point_text("base") + ".",
                       "the large-batch end (alpha = 1) rises much more steeply", rows)
@@ -324,38 +412,52 @@ class FigureWriter:
         ax.set_xticks(range(len(self.st.batches)), [f"bs {b}" for b in self.st.batches])
         self.article_stars(ax, settings_sets[0][0], article_stars, "article bs 32: 1.14")
         space, eps = key.split("_")[1:]
-        ax.set(ylabel=f"phi ({space} space, eps {eps})", title=title)
-        ax.legend(fontsize=7)
+        ax.set(xlabel="batch size", ylabel=f"phi ({space} space, eps {eps})", title=title)
+        self.legend(ax)
         where = "; ".join(f"{label}: {self.point_text(self.group(s))}" for s, label in settings_sets)
-        return Figure(self.save(fig, name), f"Figure {number}: {title}",
-                      f"Keskar et al.'s metric on the training loss ({where}); points are seeds.", "bs 32: 1.14; bs >= 64 after lr scaling: 4 - 7",
+        return self.record(fig, name, f"Figure {number}: {title}",
+                      f"Keskar et al.'s metric on the training loss ({where}); points are seeds, "
+                      "error bars mean ± sd over seeds, clipped at 0 (phi is never negative).",
+                      "bs 32: 1.14; bs >= 64 after lr scaling: 4 - 7",
                       self.table(rows, article={"bs 32": "1.14"}))
 
     def surfaces(self, name):
-        """Figure 22: filter-normalised loss contours of the small- and large-batch minimisers."""
+        """Figure 22: filter-normalised loss contours of the small- and large-batch minimisers, on
+        one set of contour levels and one colour scale so that the panels compare."""
         S, L, lr = self.st.small_batch, self.st.large_batch, self.st.base_lr
         from .study_plan import run_name
         results = [(b, self.r.result(f"surface-{run_name(b, lr, 0)}")) for b in (S, L)]
         results = [(b, res) for b, res in results if res is not None]
         if not results:
             return None
-        fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4.3), squeeze=False)
+        losses = [np.asarray(res["loss"], dtype=float) for _, res in results]
+        low = max(min(float(loss.min()) for loss in losses), 1e-6)
+        high = max(float(loss.max()) for loss in losses)
+        high = high if high > low else low * 1.01
+        # losses span decades away from the minimum: levels equally spaced in log loss
+        levels = np.geomspace(low, high, 20)
+        norm = LogNorm(low, high)
+        fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results) + 1, 4.6), squeeze=False,
+                                 layout="constrained")
         rows = []
-        for ax, (batch, res) in zip(axes[0], results):
-            loss = np.asarray(res["loss"])
-            low, high = float(loss.min()), float(loss.max())
-            levels = np.geomspace(max(low, 1e-6), high, 20) if high > low else None
-            cs = ax.contour(res["x"], res["y"], loss, levels=levels, cmap="viridis")
+        for ax, (batch, res), loss in zip(axes[0], results, losses):
+            cs = ax.contour(res["x"], res["y"], loss, levels=levels, cmap="viridis", norm=norm)
             ax.clabel(cs, cs.levels[::4], fontsize=6, fmt="%.3g")
             ax.plot([0], [0], "r+", ms=10)
-            ax.set(title=f"bs {batch}, lr {lr:g}: train loss {low:.3g} - {high:.3g}",
+            ax.set(title=f"bs {batch}, lr {lr:g}: train loss {loss.min():.3g} - {loss.max():.3g}",
                    xlabel="direction 1", ylabel="direction 2", aspect="equal")
+            ax.xaxis.set_major_locator(MaxNLocator(5))
+            ax.yaxis.set_major_locator(MaxNLocator(5))
             centre = loss[len(res["y"]) // 2, len(res["x"]) // 2]
-            rows.append((f"bs {batch}, loss at centre / max on grid", f"{centre:.4g} / {high:.4g}", ""))
-        return Figure(self.save(fig, name), "Figure 22: filter-normalised loss surfaces",
-                      "Training loss around each minimiser along two filter-normalised random "
-                      "directions (Li et al. 2018); seed 0 runs, " + self.point_text("base") + ".",
-                      "contours tighter around the bs 256 minimiser", rows)
+            rows.append((f"bs {batch}, loss at centre / max on grid", f"{centre:.4g} / {loss.max():.4g}", ""))
+        bar = fig.colorbar(cs, ax=list(axes[0]), label="training loss (shared levels)")
+        bar.ax.yaxis.set_major_formatter("{x:.3g}")
+        bar.ax.yaxis.set_minor_formatter(NullFormatter())
+        return self.record(fig, name, "Figure 22: filter-normalised loss surfaces",
+                           "Training loss around each minimiser along two filter-normalised random "
+                           "directions (Li et al. 2018); seed 0 runs, " + self.point_text("base")
+                           + ". Both panels use the same 20 contour levels (equally spaced in log "
+                           "loss) and colour scale.", "contours tighter around the bs 256 minimiser", rows)
 
     # ---- figures 23-29 -------------------------------------------------------------------------
     def lr_comparison(self, key, name, number, title, ylabel, article):
@@ -369,10 +471,11 @@ class FigureWriter:
             got = self.seeds_plot(ax, settings, key, (k - 0.5) * 0.25, COLORS[k], label, "os"[k])
             rows += [(f"{lbl} ({label})", s) for lbl, s in got]
         ax.set_xticks(range(len(self.st.batches)), [f"bs {b}" for b in self.st.batches])
-        ax.set(ylabel=ylabel, title=title)
-        ax.legend(fontsize=7)
-        return Figure(self.save(fig, name), f"Figure {number}: {title}",
-                      "Base lr against the linearly scaled lr; points are seeds.", article,
+        ax.set(xlabel="batch size", ylabel=ylabel, title=title)
+        self.legend(ax)
+        return self.record(fig, name, f"Figure {number}: {title}",
+                      "Base lr against the linearly scaled lr; points are seeds, error bars mean ± sd "
+                      "(clipped at 0).", article,
                       self.table(rows))
 
     def val_at_lr(self, name):
@@ -386,8 +489,10 @@ class FigureWriter:
         fig, ax = plt.subplots(figsize=(6, 4))
         rows = self.seeds_plot(ax, settings, "best_val_loss")
         ax.set(ylabel="best validation loss", title=f"best validation loss at lr {lr:g}")
-        return Figure(self.save(fig, name), f"Figure 28: validation loss by batch size at lr {lr:g}",
-                      "From the lr sweep (cells shared with the headline rows carry their seeds).",
+        self.legend(ax)
+        return self.record(fig, name, f"Figure 28: validation loss by batch size at lr {lr:g}",
+                      "From the lr sweep (cells shared with the headline rows carry their seeds); "
+                      "points: seeds, error bars: mean ± sd (clipped at 0).",
                       "at lr 0.08, bs 64 beats bs 32", self.table(rows))
 
     def lr_sweep(self, name):
@@ -419,9 +524,9 @@ class FigureWriter:
                 ax_map.text(j, i, text, ha="center", va="center", fontsize=7, color="w")
         ax_map.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
         ax_map.set_yticks(range(len(batches)), [f"bs {b}" for b in batches])
-        ax_map.set(xlabel="learning rate", title="mean best validation loss")
-        fig.colorbar(image, ax=ax_map)
-        return Figure(self.save(fig, name), "Figure 29: learning rate sweep",
+        ax_map.set(xlabel="learning rate", ylabel="batch size", title="mean best validation loss")
+        fig.colorbar(image, ax=ax_map, label="best validation loss")
+        return self.record(fig, name, "Figure 29: learning rate sweep",
                       "Best validation loss for every (batch, lr) cell; 'div' marks cells whose runs "
                       "all diverged (or are missing).", "best lr: 0.01 for bs 32, 0.08 for bs >= 64",
                       rows)
@@ -438,11 +543,11 @@ class FigureWriter:
         ax.bar(range(len(found)), [res["b_simple"] for _, res in found],
                color=[self.color(b) for b, _ in found])
         ax.set_xticks(range(len(found)), [f"bs {b} minimiser" for b, _ in found])
-        ax.set(ylabel="B_simple = tr(Sigma) / |G|^2", title="gradient noise scale (seed 0)")
+        ax.set(xlabel="weights", ylabel="B_simple = tr(Sigma) / |G|^2", title="gradient noise scale (seed 0)")
         rows = [(f"bs {b} minimiser", f"B_simple {res['b_simple']:.4g} (|G|^2 {res['g2']:.3g} ± "
                  f"{res['g2_stderr']:.2g}, tr Sigma {res['trace']:.3g} ± {res['trace_stderr']:.2g})", "")
                 for b, res in found]
-        return Figure(self.save(fig, name), "Gradient noise scale (not in the article)",
+        return self.record(fig, name, "Gradient noise scale (not in the article)",
                       "McCandlish et al.'s simple noise scale at each minimiser: the batch size above "
                       "which larger batches stop reducing the gradient noise much.", "", rows)
 

@@ -1,11 +1,10 @@
 """A miniature study end to end: tiny runs on the synthetic images, then the report.
 
 Checks that the report names every figure and every named figure is a PNG that Pillow decodes, that
-a finding's verdict equals one recomputed from the runs' status.json files, and that running the
+a finding's verdict equals a hand-written Welch test on the runs' status.json files, and that running the
 study again trains nothing (and a run left unfinished is the only one trained on the next call).
 """
 import json
-import math
 import os
 import re
 
@@ -15,12 +14,15 @@ from PIL import Image
 
 from analysis import report, study
 from analysis.stats import CONTRADICTED, INCONCLUSIVE, REPRODUCED
+from test_study_stats import hand_welch
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MINI = ["--batches", "64,128", "--base-batch", "64", "--sweep-lrs", "0.01", "--seeds", "2",
         "--image-size", "32", "--max-epochs", "1", "--patience", "1", "--kernels", "reference",
         "--analysis-examples", "32", "--surface-grid", "3", "--sharpness-maxiter", "1",
-        "--interp-points", "3", "--noise-batches", "2", "--workers", "1"]
+        "--interp-points", "3", "--noise-batches", "2", "--workers", "1",
+        # every 1-epoch run crosses this level, so each group has a comparison point and is analysed
+        "--snapshot-levels", "5"]
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +77,8 @@ def test_finding_2_verdict_matches_a_recomputation_from_status_files(mini_study,
         for seed in (0, 1):
             with open(os.path.join(out, "runs", f"bs{batch}-lr0.01-s{seed}", "status.json")) as f:
                 values[batch].append(json.load(f)["best_val_loss"])
-    effect = np.mean(values[128]) - np.mean(values[64])
-    se = math.sqrt(np.var(values[128], ddof=1) / 2 + np.var(values[64], ddof=1) / 2)
-    expected = (INCONCLUSIVE if abs(effect) <= 2 * se else REPRODUCED if effect > 0 else CONTRADICTED)
+    effect, _, _, p = hand_welch(values[128], values[64])  # Welch's t-test, written by hand
+    expected = (INCONCLUSIVE if not p < 0.05 else REPRODUCED if effect > 0 else CONTRADICTED)
     row = next(line for line in text.splitlines() if line.startswith("| 2 |"))
     assert f"**{expected}**" in row
     assert f"{effect:+.4g}" in row

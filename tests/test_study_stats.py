@@ -1,68 +1,152 @@
-"""Seed statistics and verdicts (analysis/stats.py) and the study plan's run sharing."""
+"""Seed statistics and verdicts (analysis/stats.py) on planted data, and the study plan's run sharing.
+
+Welch's test is checked against a hand-written Welch-Satterthwaite computation on data planted at a
+known p; finding 8's bootstrap interval against the exact bootstrap distribution, enumerated over
+every equally likely resample of three seeds per setting.
+"""
+import itertools
 import math
 
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from analysis.stats import CONTRADICTED, INCONCLUSIVE, REPRODUCED, contrast, judge, summarize, verdict
+from analysis.stats import (CONTRADICTED, INCONCLUSIVE, REPRODUCED, gap_closed, gap_closed_fraction,
+                            summarize, welch_difference)
 from analysis.study_plan import StudySettings, plan_analyses, plan_runs, run_name
 
 
-def planted(rng, mean, sd, n=3):
-    """n per-seed values drawn around `mean`, then shifted so their mean is exactly `mean`."""
-    values = rng.normal(mean, sd, n)
-    return list(values - values.mean() + mean)
+def hand_welch(a, b):
+    """(effect, low, high, p) of mean(a) - mean(b): Welch's t with Welch-Satterthwaite degrees of
+    freedom, the t distribution's quantile for the 95 % interval and its two tails for p."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    se = math.sqrt(va + vb)
+    effect = a.mean() - b.mean()
+    half = scipy_stats.t.ppf(0.975, df) * se
+    return effect, effect - half, effect + half, 2 * scipy_stats.t.sf(abs(effect) / se, df)
 
 
-def test_planted_effects_get_the_three_verdicts():
-    rng = np.random.default_rng(0)
-    small, large = (32, 0.01), (256, 0.01)
-    pairs = [(large, 1.0), (small, -1.0)]
-    # large effect with the article's sign (+): bs256 worse by 0.05, seed sd 0.005
-    s = {small: summarize(planted(rng, 0.60, 0.005)), large: summarize(planted(rng, 0.65, 0.005))}
-    assert judge(s, pairs, +1).verdict == REPRODUCED
-    # the same data judged against an article that expected the opposite sign
-    assert judge(s, pairs, -1).verdict == CONTRADICTED
-    # null effect: identical means, real seed spread
-    s = {small: summarize([0.60, 0.62, 0.58]), large: summarize([0.61, 0.59, 0.60])}
-    assert judge(s, pairs, +1).verdict == INCONCLUSIVE
-    # reversed effect: bs256 better by 0.05
-    s = {small: summarize(planted(rng, 0.65, 0.005)), large: summarize(planted(rng, 0.60, 0.005))}
-    effect = judge(s, pairs, +1)
-    assert effect.verdict == CONTRADICTED and effect.value == pytest.approx(-0.05)
-    # a large-looking effect inside the noise: 0.05 apart with sd 0.1 stays inconclusive
-    s = {small: summarize(planted(rng, 0.60, 0.1)), large: summarize(planted(rng, 0.65, 0.1))}
-    assert judge(s, pairs, +1).verdict == INCONCLUSIVE
+def planted_at_p(p, sign=+1):
+    """Two settings of three seeds (sd 1 each, so df = 4 exactly) whose Welch p is exactly `p`."""
+    small = [9.0, 10.0, 11.0]
+    shift = sign * scipy_stats.t.isf(p / 2, 4) * math.sqrt(2 / 3)  # t = shift / sqrt(1/3 + 1/3)
+    return summarize([v + shift for v in small]), summarize(small)
 
 
-def test_standard_error_matches_welch_t_statistic():
-    a, b = [0.61, 0.64, 0.66, 0.60], [0.55, 0.57, 0.52]
-    value, se = contrast({"a": summarize(a), "b": summarize(b)}, [("a", 1.0), ("b", -1.0)])
-    t = scipy_stats.ttest_ind(a, b, equal_var=False).statistic
-    assert value / se == pytest.approx(t, rel=1e-12)
-    assert value == pytest.approx(np.mean(a) - np.mean(b))
+@pytest.mark.parametrize("p,sign,expected_sign,verdict", [
+    (0.04, +1, +1, REPRODUCED), (0.04, -1, +1, CONTRADICTED), (0.04, -1, -1, REPRODUCED),
+    (0.04, +1, -1, CONTRADICTED), (0.06, +1, +1, INCONCLUSIVE), (0.06, -1, +1, INCONCLUSIVE),
+    (0.001, +1, +1, REPRODUCED), (0.5, +1, +1, INCONCLUSIVE)])
+def test_welch_verdict_at_known_p(p, sign, expected_sign, verdict):
+    large, small = planted_at_p(p, sign)
+    effect = welch_difference(large, small, expected_sign)
+    value, low, high, hand_p = hand_welch(large.values, small.values)
+    assert hand_p == pytest.approx(p, rel=1e-9)  # the planting itself is right
+    assert effect.p == pytest.approx(hand_p, rel=1e-9)
+    assert effect.value == pytest.approx(value, rel=1e-12)
+    assert (effect.low, effect.high) == (pytest.approx(low, rel=1e-9), pytest.approx(high, rel=1e-9))
+    assert effect.verdict == verdict
 
 
-def test_shared_setting_cancels_in_a_gap_of_gaps():
-    # finding 8: (L - S) - (L' - S) uses S twice with opposite weights; only L and L' remain
-    s = {"S": summarize([1.0, 5.0, 9.0]), "L": summarize([2.0, 2.2]), "L'": summarize([1.0, 1.4])}
-    value, se = contrast(s, [("L", 1), ("S", -1), ("L'", -1), ("S", 1)])
-    assert value == pytest.approx(2.1 - 1.2)
-    assert se == pytest.approx(math.sqrt(np.var([2.0, 2.2], ddof=1) / 2 + np.var([1.0, 1.4], ddof=1) / 2))
+def test_welch_with_unequal_sizes_and_spreads_matches_the_hand_computation():
+    large, small = [0.61, 0.64, 0.66, 0.60, 0.70], [0.55, 0.57, 0.52]
+    effect = welch_difference(summarize(large), summarize(small), +1)
+    value, low, high, p = hand_welch(large, small)
+    assert (effect.value, effect.low, effect.high, effect.p) == (
+        pytest.approx(value, rel=1e-12), pytest.approx(low, rel=1e-9), pytest.approx(high, rel=1e-9),
+        pytest.approx(p, rel=1e-9))
+    assert p < 0.05 and effect.verdict == REPRODUCED
+    # the interval excludes 0 exactly when p < 0.05 (same t distribution, same df)
+    assert low > 0
 
 
-def test_single_seed_or_missing_values_give_no_verdict():
-    assert verdict(0.5, float("nan"), +1) == INCONCLUSIVE
-    s = {"a": summarize([0.7]), "b": summarize([0.5, 0.52])}
-    assert judge(s, [("a", 1), ("b", -1)], +1).verdict == INCONCLUSIVE
+def test_fewer_than_two_seeds_or_missing_values_give_no_verdict():
+    effect = welch_difference(summarize([0.7]), summarize([0.5, 0.52]), +1)
+    assert effect.verdict == INCONCLUSIVE and effect.p is None and math.isnan(effect.low)
+    assert effect.value == pytest.approx(0.7 - 0.51)
+    effect = welch_difference(summarize([]), summarize([0.5, 0.52]), +1)
+    assert effect.verdict == INCONCLUSIVE and math.isnan(effect.value)
     # a diverged run (None/NaN) is left out of the summary rather than poisoning it
     summary = summarize([0.5, None, float("nan"), 0.7])
     assert summary.n == 2 and summary.mean == pytest.approx(0.6)
-    # zero spread with a non-zero effect is decisive (e.g. every run capped at max epochs)
-    s = {"a": summarize([60.0, 60.0]), "b": summarize([20.0, 20.0])}
-    assert judge(s, [("a", 1), ("b", -1)], +1).verdict == REPRODUCED
+    assert welch_difference(summarize([0.7, None, 0.71]), summarize([0.5, float("nan")]), +1).verdict \
+        == INCONCLUSIVE
+    # zero spread with a non-zero effect is exact (e.g. every run capped at max epochs)
+    effect = welch_difference(summarize([60.0, 60.0]), summarize([20.0, 20.0]), +1)
+    assert (effect.verdict, effect.value, effect.low, effect.high, effect.p) == (REPRODUCED, 40, 40, 40, 0)
+    assert welch_difference(summarize([60.0, 60.0]), summarize([60.0, 60.0]), +1).verdict == INCONCLUSIVE
 
+
+# ---- finding 8: the fraction of the gap closed --------------------------------------------------
+
+def exact_bootstrap(settings, shared_small):
+    """Every equally likely fraction under resampling each setting's three seeds with replacement
+    (27 resamples per setting); with `shared_small` the first setting serves both gaps and is drawn
+    once per resample."""
+    def resamples(values):
+        values = np.asarray(values, float)
+        return np.array([values[list(i)].mean() for i in itertools.product(range(3), repeat=3)])
+    means = np.meshgrid(*[resamples(v) for v in settings], indexing="ij")
+    s, large, large_scaled = means[0], means[1], means[2]
+    small_scaled = s if shared_small else means[3]
+    gap = large - s
+    return (gap - (large_scaled - small_scaled)).ravel() / gap.ravel()
+
+
+def assert_matches_exact_bootstrap(effect, fractions):
+    """scipy's 10,000 percentile-bootstrap draws land within 0.5 % of the exact 2.5 % / 97.5 %
+    quantiles (about three standard errors of a quantile's probability at 10,000 draws)."""
+    q = np.quantile(fractions, [0.02, 0.03, 0.97, 0.98])
+    assert q[0] <= effect.low <= q[1]
+    assert q[2] <= effect.high <= q[3]
+
+
+def around(mean, spread):
+    return [mean - spread, mean, mean + spread]
+
+
+@pytest.mark.parametrize("large_scaled,spread,verdict", [
+    (0.61, 0.001, REPRODUCED),      # 90 % of a 0.10 gap closed
+    (0.68, 0.001, CONTRADICTED),    # 20 % closed
+    (0.61, 0.08, INCONCLUSIVE),     # 90 % on average, but the seeds spread over the whole gap
+])
+def test_gap_closed_fraction_on_planted_seeds(large_scaled, spread, verdict):
+    small, large, scaled = around(0.60, spread), around(0.70, spread), around(large_scaled, spread)
+    effect = gap_closed(summarize(small), summarize(large), summarize(scaled))
+    truth = (0.70 - large_scaled) / (0.70 - 0.60)  # small's lr is unchanged by scaling
+    assert effect.value == pytest.approx(truth, rel=1e-9)
+    assert effect.verdict == verdict and effect.p is None
+    assert effect.low <= effect.value <= effect.high
+    assert_matches_exact_bootstrap(effect, exact_bootstrap([small, large, scaled], shared_small=True))
+
+
+def test_a_setting_serving_both_gaps_is_resampled_once():
+    small, large, scaled = [0.55, 0.60, 0.65], [0.69, 0.70, 0.71], [0.61, 0.62, 0.63]
+    shared = gap_closed(summarize(small), summarize(large), summarize(scaled))
+    separate = gap_closed(summarize(small), summarize(large), summarize(scaled),
+                          summarize(list(small)))
+    assert shared.value == separate.value == pytest.approx((0.70 - 0.62) / (0.70 - 0.60))
+    # shared: S cancels from the numerator, (L - Ls) / (L - S); separate: a second, independent S
+    assert_matches_exact_bootstrap(shared, exact_bootstrap([small, large, scaled], True))
+    assert_matches_exact_bootstrap(separate, exact_bootstrap([small, large, scaled, small], False))
+    # one S resampled into both gaps moves numerator and denominator together; two independent
+    # copies do not, and widen the interval past 50 %
+    assert (shared.verdict, separate.verdict) == (REPRODUCED, INCONCLUSIVE)
+
+
+def test_gap_closed_fraction_formula_and_degenerate_cases():
+    # ((L - S) - (Ls - Ss)) / (L - S) with a small-batch scaled setting of its own
+    assert gap_closed_fraction([1.0, 3.0], [6.0], [4.0], [1.5]) == pytest.approx((4 - 2.5) / 4)
+    assert math.isnan(gap_closed_fraction([1.0], [1.0], [0.5]))  # no gap: nothing to close
+    effect = gap_closed(summarize([0.6]), summarize([0.7, 0.71]), summarize([0.61, 0.62]))
+    assert effect.verdict == INCONCLUSIVE and math.isnan(effect.low)
+    effect = gap_closed(summarize([0.6, 0.6]), summarize([0.6, 0.6]), summarize([0.61, 0.62]))
+    assert effect.verdict == INCONCLUSIVE and math.isnan(effect.value)
+
+
+# ---- the plan ----------------------------------------------------------------------------------
 
 def test_plan_shares_runs_between_steps():
     settings = StudySettings()  # the article's grid: 4 batches, 5 sweep lrs, 3 seeds, 1 sweep seed
@@ -81,7 +165,13 @@ def test_plan_shares_runs_between_steps():
     assert set(by_name[run_name(64, 0.16, 0)].groups) == {"sweep"}
     assert run_name(128, 0.01 * 128 / 32, 1) == "bs128-lr0.04-s1"
     tasks = plan_analyses(settings, runs)
-    assert sum(t.kind == "sharpness" for t in tasks) == len(runs)
+    # sharpness of every member of each comparison group at that group's point: 4 batches x 3 seeds
+    # per group, bs32@0.01 once in each group
+    sharpness = {t.name for t in tasks if t.kind == "sharpness"}
+    assert len(sharpness) == sum(t.kind == "sharpness" for t in tasks) == 2 * 4 * 3
+    assert {"sharpness-base-bs32-lr0.01-s0", "sharpness-scaled-bs32-lr0.01-s0",
+            "sharpness-scaled-bs256-lr0.08-s2"} <= sharpness
+    assert "sharpness-base-bs256-lr0.08-s0" not in sharpness
     assert {t.name for t in tasks if t.kind != "sharpness"} == {
         "interpolation", "surface-bs32-lr0.01-s0", "surface-bs256-lr0.01-s0",
         "noise-bs32-lr0.01-s0", "noise-bs256-lr0.01-s0"}

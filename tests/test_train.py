@@ -9,7 +9,7 @@ from conftest import ArrayData, make_array_data
 import engine.storage
 from engine.checkpoint import CheckpointError, load_checkpoint
 from engine.model import ModelConfig, build_model
-from engine.rundir import RunDirectory, RunDirError
+from engine.rundir import RunDirectory, RunDirError, snapshot_epochs
 from engine.schedule import lr_at_step, scaled_lr
 from engine.storage import StorageError, load_npy
 from engine.train import Trainer, TrainConfig, epoch_permutation
@@ -112,6 +112,79 @@ def test_interrupted_run_resumes_bit_identically(tmp_path):
     whole = [strip(json.loads(x)) for x in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
     cut = [strip(json.loads(x)) for x in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert whole == cut
+
+
+def test_snapshot_is_saved_once_at_the_first_crossing(tmp_path, monkeypatch):
+    trainer = make_trainer(tmp_path, snapshot_levels=(0.65, 0.6, 0.5))
+    saved = []
+    original_save = trainer.run_dir.save_array
+    monkeypatch.setattr(trainer.run_dir, "save_array",
+                        lambda name, array: (saved.append(name), original_save(name, array)))
+    vectors = []
+    for epoch, loss in enumerate([0.70, 0.64, 0.66, 0.58], 1):  # crosses 0.65 at 2, 0.6 at 4
+        trainer.model.theta[...] = epoch  # a different, recognisable vector each epoch
+        vectors.append(trainer.model.theta.copy())
+        record = {"epoch": epoch, "train_loss": loss}
+        trainer.metrics.append(record)
+        trainer.save_snapshots(record)
+    assert saved == ["theta_loss0.65", "theta_loss0.6"]  # 0.66 and 0.58 re-cross 0.65: no resave
+    assert np.array_equal(load_npy(tmp_path / "run" / "theta_loss0.65.npy"), vectors[1])
+    assert np.array_equal(load_npy(tmp_path / "run" / "theta_loss0.6.npy"), vectors[3])
+    assert not (tmp_path / "run" / "theta_loss0.5.npy").exists()
+    assert snapshot_epochs(trainer.metrics, trainer.config.snapshot_levels) == {"0.65": 2, "0.6": 4}
+
+
+# levels dense enough that the tiny run, still near ln 2 = 0.693, crosses some in several epochs
+DENSE_LEVELS = [float(v) for v in np.round(np.arange(0.710, 0.680, -0.001), 3)]
+
+
+def snapshot_files(folder):
+    """{file name: bytes} of every equal-loss snapshot in a run folder."""
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("theta_loss*.npy"))}
+
+
+def test_snapshots_hold_the_epoch_end_weights_and_survive_a_kill_exactly(tmp_path):
+    whole = make_trainer(tmp_path, name="whole", max_epochs=4, snapshot_levels=DENSE_LEVELS)
+    epoch_end = []
+    record_snapshot = whole.save_snapshots
+
+    def keep_epoch_end(record):
+        epoch_end.append(whole.model.theta.copy())
+        record_snapshot(record)
+    whole.save_snapshots = keep_epoch_end
+    assert whole.run() == "finished"
+    losses = [m["train_loss"] for m in whole.metrics]
+    status = json.loads((tmp_path / "whole" / "status.json").read_text())
+    # independent: the first epoch below each level, from the loss curve alone
+    expected = {f"{level:g}": next(e for e, loss in enumerate(losses, 1) if loss < level)
+                for level in DENSE_LEVELS if min(losses) < level}
+    assert status["snapshots"] == expected and len(set(expected.values())) >= 2
+    files = snapshot_files(tmp_path / "whole")
+    assert sorted(files) == sorted(f"theta_loss{level}.npy" for level in expected)
+    for level, epoch in expected.items():
+        assert np.array_equal(load_npy(tmp_path / "whole" / f"theta_loss{level}.npy"),
+                              epoch_end[epoch - 1])
+    # killed between saving epoch 3's snapshots and its checkpoint (nothing else written): the
+    # resumed run redoes epoch 3 from epoch 2's checkpoint
+    cut = make_trainer(tmp_path, name="cut", max_epochs=4, snapshot_levels=DENSE_LEVELS)
+    checkpoint = cut.save_checkpoint
+
+    class Killed(Exception):
+        pass
+
+    def die_after_epoch_3():
+        if cut.epoch == 3:
+            raise Killed
+        checkpoint()
+    cut.save_checkpoint = die_after_epoch_3
+    with pytest.raises(Killed):
+        cut.run()
+    resumed = make_trainer(tmp_path, name="cut", max_epochs=4, snapshot_levels=DENSE_LEVELS)
+    resumed.restore(tmp_path / "cut" / "checkpoint.npz")
+    assert resumed.epoch == 2
+    assert resumed.run() == "finished"
+    assert snapshot_files(tmp_path / "cut") == files
+    assert json.loads((tmp_path / "cut" / "status.json").read_text())["snapshots"] == expected
 
 
 class NaNData(ArrayData):
