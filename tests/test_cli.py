@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import MPIRUN
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,10 +145,7 @@ def test_signal_checkpoints_and_exits_cleanly(tmp_path, uninterrupted, signum):
     assert np.array_equal(theta, final_state(out)[0])
 
 
-MPIRUN = Path(sys.executable).parent / "mpirun"
-
-
-@pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun is not installed in this environment")
+@pytest.mark.mpi
 def test_sigkill_under_mpirun_then_resume_is_bit_identical(tmp_path):
     cache = tmp_path / "cache"
     env = {**os.environ, "NUMBA_NUM_THREADS": "1"}

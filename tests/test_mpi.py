@@ -8,7 +8,6 @@ import json
 import math
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,26 +15,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import MPIRUN, ROOT
 
 from parallel import LocalCommunicator, get_communicator, shard_bounds
 from parallel.mpi import MPIUnavailableError, cuda_aware_mpi
 
 SCRIPTS = Path(__file__).resolve().parent / "mpi_scripts"
 PYTHON = sys.executable
-MPIRUN = shutil.which("mpirun", path=str(Path(PYTHON).parent)) or shutil.which("mpirun")
 TIMEOUT = 120
 ONE_THREAD = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
-def have_mpi4py():
-    """mpi4py importable without initialising MPI in the test process."""
-    import importlib.util
-    return importlib.util.find_spec("mpi4py") is not None
-
-
-needs_mpi = pytest.mark.skipif(MPIRUN is None or not have_mpi4py(),
-                               reason="needs mpirun and mpi4py (pip install mpi4py mpich)")
+needs_mpi = pytest.mark.mpi  # skipped without mpirun or mpi4py, a failure under CI=true
 
 
 def launch(args, ranks=None, timeout=TIMEOUT):
