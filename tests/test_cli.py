@@ -42,6 +42,7 @@ def write_images(folder, count, size=40):
     (["--lr", "nan"], "--lr"), (["--image-size", "20"], "too small"),
     (["--device", "tpu"], "unknown --device"), (["--device", "cuda"], "--device cuda"),
     (["--lr-scale", "cubic"], "--lr-scale"), (["--batch", "100000"], "larger than the training set"),
+    (["--checkpoint-every", "-3"], "--checkpoint-every"), (["--sha256", "ab" * 32], "--sha256"),
 ])
 def test_bad_arguments_give_one_line(tmp_path, args, fragment):
     result = run_cli([*SMALL, *args, "--out", str(tmp_path / "run")], tmp_path / "cache")
