@@ -43,6 +43,7 @@ def write_images(folder, count, size=40):
     (["--device", "tpu"], "unknown --device"), (["--device", "cuda"], "--device cuda"),
     (["--lr-scale", "cubic"], "--lr-scale"), (["--batch", "100000"], "larger than the training set"),
     (["--checkpoint-every", "-3"], "--checkpoint-every"), (["--sha256", "ab" * 32], "--sha256"),
+    (["--data", "cats_vs_dogs", "--sha256", "abc"], "64 hexadecimal"),
 ])
 def test_bad_arguments_give_one_line(tmp_path, args, fragment):
     result = run_cli([*SMALL, *args, "--out", str(tmp_path / "run")], tmp_path / "cache")
