@@ -245,8 +245,8 @@ def resource_problem(error):
                 "--batch or --eval-batch, or fewer ranks per node")
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
         where = f" while writing {error.filename}" if error.filename else ""
-        return (f"no space left on the device{where}; free some space there (or choose another "
-                "--out / --cache-dir), then run the same command with --resume")
+        return (f"no space left on the device{where}; free some space there or choose another "
+                "--out / --cache-dir (a training run then continues with --resume)")
     return None
 
 
