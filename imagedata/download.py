@@ -213,7 +213,9 @@ def _read_record(record: Path) -> dict:
         info = json.loads(record.read_text())
     except (OSError, ValueError):
         return {}
-    return info if isinstance(info, dict) and "size" in info and "sha256" in info else {}
+    well_formed = (isinstance(info, dict) and isinstance(info.get("size"), int)
+                   and isinstance(info.get("sha256"), str))
+    return info if well_formed else {}
 
 
 def _reverify_cached(final: Path, record: Path, info: dict, pinned, url: str) -> Archive:
