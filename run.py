@@ -3,8 +3,11 @@
 (`python run.py analyze ...`), run the whole study (`python run.py study ...`) and write its report
 (`python run.py report STUDY_DIR`). Under `mpirun -n N` the same command trains data-parallel."""
 import argparse
+import contextlib
+import errno
 import os
 import platform
+import shlex
 import signal
 import subprocess
 import sys
@@ -12,6 +15,7 @@ import traceback
 from pathlib import Path
 
 from parallel.errors import MPIUnavailableError
+from parallel.messages import first_message
 from parallel.threads import configure_threads
 
 EXIT_OK, EXIT_CRASH, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4
@@ -31,6 +35,17 @@ def positive_int(text):
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def non_negative_int(text):
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
     return value
 
 
@@ -103,7 +118,7 @@ def train_parser():
     p.add_argument("--threads", type=positive_int, default=None,
                    help="threads per rank (default: cores / ranks on this node)")
     p.add_argument("--eval-batch", type=positive_int, default=256)
-    p.add_argument("--checkpoint-every", type=int, default=0,
+    p.add_argument("--checkpoint-every", type=non_negative_int, default=0,
                    help="also checkpoint every N steps (0: only at the end of each epoch)")
     p.add_argument("--snapshot-levels", type=loss_levels, default=None,
                    help="save theta_loss<L>.npy when the epoch training loss first falls below each "
@@ -112,6 +127,8 @@ def train_parser():
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="decoded-image and download cache")
+    p.add_argument("--sha256", default=None,
+                   help="with --data cats_vs_dogs: the archive's expected sha256 (refused otherwise)")
     p.add_argument("--jfif-only", action="store_true",
                    help="keep only files with a JFIF header (TensorFlow Datasets' filter)")
     p.add_argument("--quiet", action="store_true", help="print only errors and the final line")
@@ -183,7 +200,7 @@ def load_data(args, comm, log):
 
     def load():
         return load_dataset(args.data, image_size=args.image_size, cache_dir=Path(args.cache_dir),
-                            jfif_only=args.jfif_only, log=log)
+                            jfif_only=args.jfif_only, log=log, expected_sha256=args.sha256)
     result, error = None, None
     for turn in ("root", "others"):
         if (turn == "root") == comm.is_root:
@@ -192,8 +209,9 @@ def load_data(args, comm, log):
             except DataError as exc:
                 error = str(exc)
         comm.barrier()
-    if comm.any_flag(error is not None):
-        raise UsageError(error or "the data could not be loaded on another rank")
+    rank, reason = first_message(comm, error)
+    if reason is not None:
+        raise UsageError(reason if rank == 0 else f"rank {rank}: {reason}")
     return result
 
 
@@ -209,12 +227,51 @@ def warm_up_kernels(comm, kernels):
         comm.barrier()
 
 
+def resume_command(argv, out, out_given, ranks):
+    """The command that continues an interrupted run: the same arguments plus --resume (without
+    --overwrite, which would delete the run), under the same launcher and rank count."""
+    kept = [arg for arg in argv if arg != "--overwrite"]
+    kept += [] if "--resume" in kept else ["--resume"]
+    kept += [] if out_given else ["--out", out]
+    launcher = f"mpirun -n {ranks} " if ranks > 1 else ""
+    return f"{launcher}python run.py {shlex.join(kept)}"
+
+
+def resource_problem(error):
+    """One line saying what to change when `error` is a resource the user's settings ran out of
+    (memory, disk space); None for any other error."""
+    if isinstance(error, MemoryError):
+        return (f"out of memory ({error or 'allocation failed'}); use a smaller --image-size, "
+                "--batch or --eval-batch, or fewer ranks per node")
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" while writing {error.filename}" if error.filename else ""
+        return (f"no space left on the device{where}; free some space there or choose another "
+                "--out / --cache-dir (a training run then continues with --resume)")
+    return None
+
+
+@contextlib.contextmanager
+def failure_recorded(run_dir, comm):
+    """Mark the run "failed" in status.json, with the reason, when anything in the block raises
+    (rank 0 writes; best effort: a full disk may refuse even that)."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except Exception as error:
+        if comm.is_root:
+            reason = resource_problem(error) or f"{type(error).__name__}: {error}"
+            with contextlib.suppress(OSError):
+                run_dir.write_status("failed", reason=reason)
+        raise
+
+
 def train_command(argv, comm):
     """Parse, validate, train; returns the exit code."""
     args = train_parser().parse_args(argv)
-    from engine.model import ModelConfig, ModelConfigError, build_model
+    from engine.model import ModelConfig, ModelConfigError
     from engine.rundir import RunDirectory
-    from engine.train import Trainer, TrainConfig
+    from engine.train import TrainConfig
 
     def log(message):
         if comm.is_root and not args.quiet:
@@ -224,6 +281,8 @@ def train_command(argv, comm):
         config.validate()
     except ModelConfigError as error:
         raise UsageError(str(error)) from None
+    if args.sha256 is not None and args.data != "cats_vs_dogs":
+        raise UsageError("--sha256 pins the downloaded archive; use it with --data cats_vs_dogs")
     xp = select_device(args.device, comm)
     if args.device == "cuda":
         args.kernels = "reference"  # the GPU runs the backend-neutral reference code with CuPy
@@ -254,6 +313,14 @@ def train_command(argv, comm):
             error = str(exc)
     if comm.any_flag(error is not None):
         raise UsageError(error or "the run directory could not be prepared on rank 0")
+    with failure_recorded(run_dir, comm):
+        return train_prepared(args, argv, comm, config, data, train_config, xp, run_dir, out, log)
+
+
+def train_prepared(args, argv, comm, config, data, train_config, xp, run_dir, out, log):
+    """Build the model, resume if asked, train, report; returns the exit code."""
+    from engine.model import build_model
+    from engine.train import Trainer
     warm_up_kernels(comm, args.kernels)
     model = build_model(config, seed=args.seed, kernels=args.kernels, xp=xp)
     trainer = Trainer(model, data, comm, train_config, run_dir=run_dir, log=log,
@@ -281,8 +348,7 @@ def train_command(argv, comm):
     if comm.is_root:
         if status == "interrupted":
             print(f"stopped at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}; continue with: "
-                  f"python run.py {' '.join(argv)}{'' if args.resume else ' --resume'}"
-                  f"{'' if args.out else ' --out ' + out}", flush=True)
+                  f"{resume_command(argv, out, bool(args.out), comm.size)}", flush=True)
         elif status == "diverged":
             print(f"diverged: the loss or gradient became NaN/inf at step {trainer.global_step + 1} "
                   f"(lr {train_config.effective_lr:g}); recorded in {out}/status.json", flush=True)
@@ -320,7 +386,14 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception:  # noqa: BLE001 - a crash on one rank must end the whole job, not hang it
+    except Exception as error:  # noqa: BLE001 - a crash on one rank must end the whole job, not hang it
+        problem = resource_problem(error)
+        if problem is not None:
+            print(f"error{f' on rank {comm.rank}' if comm.size > 1 else ''}: {problem}",
+                  file=sys.stderr, flush=True)
+            if comm.size > 1:
+                comm.abort(EXIT_CRASH)
+            return EXIT_CRASH
         if comm.size > 1:
             sys.stderr.write(f"rank {comm.rank} failed:\n{traceback.format_exc()}")
             sys.stderr.flush()

@@ -26,9 +26,16 @@ COMMANDS = ("geometry", "interpolate", "sharpness", "surface", "noise", "hessian
             "all")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line (no usage dump) and exits with 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
     """The argument parser: one subcommand per analysis, shared options on each."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = OneLineParser(add_help=False)
     common.add_argument("runs", nargs="+", metavar="RUN_DIR", help="training run directories")
     common.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis)")
     common.add_argument("--weights", choices=("best", "final"), default="best",
@@ -64,7 +71,7 @@ def build_parser():
                        help="finite-difference step of Hessian-vector products")
     group.add_argument("--competition-examples", type=int, default=256,
                        help="per-example gradients used for gradient competition")
-    parser = argparse.ArgumentParser(prog="run.py analyze", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="run.py analyze", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     helps = {"geometry": "distances from init, epoch distances, update norms",
              "interpolate": "1-D interpolation between SMALL_BATCH_RUN and LARGE_BATCH_RUN",

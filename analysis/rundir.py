@@ -9,6 +9,8 @@ import os
 
 import numpy as np
 
+from engine.storage import StorageError, load_npy
+
 from .errors import AnalysisError
 
 THETA_KINDS = ("init", "best", "final")
@@ -32,6 +34,13 @@ class Run:
             raise AnalysisError(f"{self.path} has no {name} (is it a finished training run?)")
         return path
 
+    def _array(self, name):
+        """A saved array as float64, read without unpickling; AnalysisError if it is not one."""
+        try:
+            return load_npy(self._file(name)).astype(np.float64).ravel()
+        except StorageError as error:
+            raise AnalysisError(f"{error}; is it a file this project wrote?") from None
+
     def _json(self, name):
         try:
             with open(self._file(name)) as f:
@@ -45,7 +54,7 @@ class Run:
         if kind not in THETA_KINDS and not kind.startswith("loss"):
             raise AnalysisError(f"unknown weights '{kind}' (choose from {', '.join(THETA_KINDS)} "
                                 "or loss<level>)")
-        vector = np.load(self._file(f"theta_{kind}.npy")).astype(np.float64).ravel()
+        vector = self._array(f"theta_{kind}.npy")
         if vector.size != self.n_params:
             raise AnalysisError(f"{self.path}/theta_{kind}.npy has {vector.size} values but "
                                 f"layers.json describes {self.n_params}")
@@ -66,7 +75,7 @@ class Run:
 
     def update_norms(self):
         """Per-step update norms |theta_{t+1} - theta_t| as float64."""
-        return np.load(self._file("update_norms.npy")).astype(np.float64).ravel()
+        return self._array("update_norms.npy")
 
     def status(self):
         """The run's `status.json` (empty dict when the run wrote none)."""

@@ -46,9 +46,11 @@ def atomic_write_bytes(path, data):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = path  # a failed write() names no file; the user needs to know which
         raise
     fsync_dir(os.path.dirname(os.path.abspath(path)))
 

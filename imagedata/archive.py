@@ -1,4 +1,4 @@
-"""Safe, atomic extraction of a downloaded zip archive."""
+"""Checking and safely, atomically extracting a downloaded zip archive."""
 import os
 import shutil
 import zipfile
@@ -23,6 +23,24 @@ def _check_members(zf: zipfile.ZipFile, zip_path: Path) -> None:
         total += info.file_size
     if total > MAX_UNPACKED_BYTES:
         raise DataError(f"archive {zip_path} would unpack to {total:,} bytes; refusing to unpack")
+
+
+def verify_zip(zip_path: Path) -> None:
+    """Check a zip before it is used: safe member paths, a plausible unpacked size, and every
+    member's CRC-32 against the zip's own central directory (each member is decompressed once).
+
+    This is the check that remains for an archive without a published checksum: a transfer that
+    corrupted any byte of a member's data fails its CRC. Raises DataError with a one-line reason.
+    """
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            _check_members(zf, zip_path)
+            corrupt = zf.testzip()
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+        raise DataError(f"{zip_path} is not a valid zip archive ({e})") from None
+    if corrupt is not None:
+        raise DataError(f"archive {zip_path}: member {corrupt!r} does not match the CRC-32 in the "
+                        "zip's directory (corrupt download)")
 
 
 def extract_zip(zip_path: Path, dest: Path) -> Path:

@@ -1,8 +1,13 @@
-"""Download of Microsoft's cats-vs-dogs archive: resumable, size- and sha256-verified.
+"""Download of Microsoft's cats-vs-dogs archive: resumable and verified before use.
 
 The file goes to <folder>/<hash of URL>/<archive name>. Bytes arrive in <name>.part; a rerun after
 an interruption asks the server for the rest with an HTTP Range request. Only a complete, verified
 file is renamed to its final name, with a small JSON record of its size and sha256 next to it.
+
+Verified means: the size and sha256 on record for a known archive, or the sha256 the user pinned;
+and always every member's CRC-32 against the zip's own directory (no checksum is published for the
+current archive, so that is what catches a corrupted transfer). A cached archive is re-hashed and
+compared with its record each time it is used. A refused archive is moved aside to <name>.refused.
 """
 import hashlib
 import http.client
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.storage import atomic_write_bytes, file_lock
+from imagedata.archive import verify_zip
 from imagedata.errors import DataError
 
 DEFAULT_URL = ("https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
@@ -178,12 +184,70 @@ def archive_downloaded(url: str, downloads: Path) -> bool:
     return (folder / name).is_file() and (folder / f"{name}.json").is_file()
 
 
+def archive_name_of(path: Path) -> str:
+    """The archive's own name for a final or partial file (<name> or <name>.part)."""
+    return path.name[:-len(".part")] if path.name.endswith(".part") else path.name
+
+
+def _refused(path: Path, record: Path, reason: str) -> DataError:
+    """Move a refused archive aside to <name>.refused (kept for inspection, out of the next
+    download's way), drop its record, and return the one-line error saying so."""
+    aside = path.with_name(f"{archive_name_of(path)}.refused")
+    try:
+        os.replace(path, aside)
+        where = f"moved it aside to {aside}"
+    except OSError as e:
+        where = f"could not move it aside ({_one_line(e)}), delete {path}"
+    try:
+        record.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        where += f" and {record} ({_one_line(e)})"
+    return DataError(f"{reason}; {where}; run again to download a fresh copy")
+
+
+def _read_record(record: Path) -> dict:
+    """The JSON record written after a verified download, or {} when missing or unreadable."""
+    try:
+        info = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return {}
+    well_formed = (isinstance(info, dict) and isinstance(info.get("size"), int)
+                   and isinstance(info.get("sha256"), str))
+    return info if well_formed else {}
+
+
+def _reverify_cached(final: Path, record: Path, info: dict, pinned, url: str) -> Archive:
+    """Check a cached archive again before it is used: its size and sha256 against its record (and
+    the pinned sha256), and its members' CRCs if an older version recorded it without them."""
+    size = final.stat().st_size
+    if size != info["size"]:
+        raise _refused(final, record, f"cached archive {final} has {size:,} bytes, but "
+                                      f"{info['size']:,} were recorded when it was downloaded")
+    digest = file_sha256(final)
+    if digest != info["sha256"]:
+        raise _refused(final, record, f"cached archive {final} has sha256 {digest}, not the "
+                                      f"{info['sha256']} recorded when it was downloaded")
+    if pinned and digest != pinned:
+        raise _refused(final, record, f"archive {final} has sha256 {digest}, not the expected "
+                                      f"{pinned} (--sha256)")
+    if not info.get("members_verified"):
+        try:
+            verify_zip(final)
+        except DataError as e:
+            raise _refused(final, record, str(e)) from None
+        atomic_write_bytes(record, json.dumps({**info, "members_verified": True}).encode())
+    return Archive(final, url, size, digest)
+
+
 def fetch_archive(url: str, downloads: Path, expected_sha256=None, progress=None, log=print) -> Archive:
     """Return the verified archive at `url`, downloading or resuming it into `downloads` if needed.
 
-    The size must match what the server announced (and the size on record for known archives); the
-    sha256 must match `expected_sha256` if given, else the one on record if the archive is known.
-    On a mismatch the file is deleted and DataError is raised, so a bad archive is never used.
+    A new download must match the server's announced size, the size on record for known archives,
+    `expected_sha256` if given (else the sha256 on record if the archive is known), and the CRC-32 of
+    every member; a cached one is re-verified (see _reverify_cached). A refused file is moved aside
+    and DataError is raised, so a bad archive is never used.
     """
     pinned = _normalise_sha(expected_sha256)
     name = archive_name(url)
@@ -195,30 +259,25 @@ def fetch_archive(url: str, downloads: Path, expected_sha256=None, progress=None
     except OSError as e:
         raise DataError(f"cannot create download folder {folder}: {_one_line(e)}") from None
     with file_lock(folder / f"{name}.lock"):
-        if final.is_file() and record.is_file():
-            try:
-                info = json.loads(record.read_text())
-            except ValueError:
-                info = {}  # unreadable record: fetch the archive again
-            if info.get("size") == final.stat().st_size:
-                if pinned and info["sha256"] != pinned:
-                    raise DataError(f"archive {final} has sha256 {info['sha256']}, not the expected "
-                                    f"{pinned}; delete it to download again")
-                return Archive(final, url, info["size"], info["sha256"])
+        info = _read_record(record) if final.is_file() else {}
+        if info:
+            return _reverify_cached(final, record, info, pinned, url)
         log(f"data: downloading {url} into {folder}")
         _download(url, part, _reporter(progress), log)
         size = part.stat().st_size
         if known_size is not None and size != known_size:
-            part.unlink()
-            raise DataError(f"downloaded {name} has {size:,} bytes, expected {known_size:,}; "
-                            "the file was deleted")
+            raise _refused(part, record, f"downloaded {name} has {size:,} bytes, expected {known_size:,}")
         digest = file_sha256(part)
         want = pinned or known_sha
         if want and digest != want:
-            part.unlink()
-            raise DataError(f"checksum mismatch for {name}: got sha256 {digest}, expected {want}; "
-                            "the file was deleted")
+            raise _refused(part, record, f"checksum mismatch for {name}: got sha256 {digest}, "
+                                         f"expected {want}")
+        try:
+            verify_zip(part)
+        except DataError as e:
+            raise _refused(part, record, str(e)) from None
         os.replace(part, final)
-        atomic_write_bytes(record, json.dumps({"url": url, "size": size, "sha256": digest}).encode())
+        atomic_write_bytes(record, json.dumps({"url": url, "size": size, "sha256": digest,
+                                               "members_verified": True}).encode())
         log(f"data: downloaded {size:,} bytes, sha256 {digest}")
         return Archive(final, url, size, digest)

@@ -1,14 +1,46 @@
-"""Shared test fixtures: a small in-memory two-class image set with the loader's batch interface."""
+"""Shared test fixtures: a small in-memory two-class image set with the loader's batch interface,
+and the `mpi` marker for tests that launch mpirun."""
+import importlib.util
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("NUMBA_NUM_THREADS", "2")
-SHARED_DATA = ROOT.parent / "shared" / "data" / "cats_and_dogs_filtered"
+SHARED_DATA = Path(os.environ.get("BATCHLAB_PHOTOS",
+                                  ROOT.parent / "shared" / "data" / "cats_and_dogs_filtered"))
+MPIRUN = shutil.which("mpirun", path=str(Path(sys.executable).parent)) or shutil.which("mpirun")
+
+
+def mpi_missing():
+    """Why the MPI tests cannot run here (no mpirun, or no mpi4py), or None when they can."""
+    if MPIRUN is None:
+        return "mpirun is not installed (pip install mpich)"
+    if importlib.util.find_spec("mpi4py") is None:  # found without initialising MPI here
+        return "mpi4py is not installed (pip install mpi4py)"
+    return None
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "mpi: launches mpirun; skipped where MPI is missing, "
+                                       "but fails under CI=true so CI never loses MPI coverage")
+
+
+def pytest_runtest_setup(item):
+    """Skip an `mpi` test where MPI is missing, except under CI=true, where that is a failure."""
+    if item.get_closest_marker("mpi") is None:
+        return
+    missing = mpi_missing()
+    if missing is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but {missing}: the data-parallel tests cannot run", pytrace=False)
+    pytest.skip(missing)
 
 
 class ArrayData:

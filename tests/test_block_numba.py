@@ -94,6 +94,22 @@ def test_ties_give_reference_codes_and_gradients(channels, value, bias):
         _close(g, g_ref, 1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels", [3, 16])
+def test_exactly_zero_preactivations_stop_the_gradient(channels, dtype):
+    # Black pixels and zero biases (the first step on a dark image): every pre-activation is exactly
+    # 0, and ReLU'(0) = 0, so nothing passes the block: outputs, codes and all gradients vanish.
+    n, o, h, wd = 2, 3, 8, 6
+    x = np.zeros((n, channels, h, wd), dtype)
+    w = np.random.default_rng(5).standard_normal((o, channels, 3, 3)).astype(dtype)
+    b = np.zeros(o, dtype)
+    gy = np.ones((n, o, h // 2, wd // 2), dtype)
+    y, code = block_numba.conv_relu_pool_forward(x, w, b)
+    assert np.all(y == 0) and np.all(code == RELU_ZERO)
+    gx, gw, gb = block_numba.conv_relu_pool_backward(x, w, code, gy)
+    assert np.all(gb == 0) and np.all(gw == 0) and np.all(gx == 0)
+
+
 @pytest.mark.parametrize("shape", [SHAPES[0], SHAPES[5]])
 def test_need_gx_false_returns_none_and_same_weight_gradients(shape):
     x, w, b, gy = _data(shape, np.float64, seed=3)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import MPIRUN
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +42,8 @@ def write_images(folder, count, size=40):
     (["--lr", "nan"], "--lr"), (["--image-size", "20"], "too small"),
     (["--device", "tpu"], "unknown --device"), (["--device", "cuda"], "--device cuda"),
     (["--lr-scale", "cubic"], "--lr-scale"), (["--batch", "100000"], "larger than the training set"),
+    (["--checkpoint-every", "-3"], "--checkpoint-every"), (["--sha256", "ab" * 32], "--sha256"),
+    (["--data", "cats_vs_dogs", "--sha256", "abc"], "64 hexadecimal"),
 ])
 def test_bad_arguments_give_one_line(tmp_path, args, fragment):
     result = run_cli([*SMALL, *args, "--out", str(tmp_path / "run")], tmp_path / "cache")
@@ -144,10 +147,7 @@ def test_signal_checkpoints_and_exits_cleanly(tmp_path, uninterrupted, signum):
     assert np.array_equal(theta, final_state(out)[0])
 
 
-MPIRUN = Path(sys.executable).parent / "mpirun"
-
-
-@pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun is not installed in this environment")
+@pytest.mark.mpi
 def test_sigkill_under_mpirun_then_resume_is_bit_identical(tmp_path):
     cache = tmp_path / "cache"
     env = {**os.environ, "NUMBA_NUM_THREADS": "1"}

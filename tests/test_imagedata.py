@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 from PIL import Image
 
 import imagedata.decode as decode_mod
@@ -21,7 +22,7 @@ from imagedata.split import stratified_split
 from imagedata.synthetic import make_synthetic
 
 SIZE = 16
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cats_and_dogs_filtered"
+SHARED = SHARED_DATA
 
 
 # ---------------------------------------------------------------- helpers building image trees

@@ -1,8 +1,10 @@
 """imagedata download path against a loopback HTTP server (127.0.0.1 only): verify, resume,
-checksum mismatch, interrupted transfers, servers ignoring Range, offline message, safe unzip."""
+checksum mismatch, member CRCs, re-verified cache, refused archives moved aside, interrupted
+transfers, servers ignoring Range, offline message, safe unzip."""
 import hashlib
 import http.server
 import io
+import json
 import socket
 import threading
 import zipfile
@@ -46,11 +48,30 @@ ARCHIVE = make_archive()
 SHA = hashlib.sha256(ARCHIVE).hexdigest()
 
 
+def crc_broken_archive():
+    """A zip whose directory is intact but one stored member's bytes changed in transit."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("PetImages/Cat/0.jpg", jpeg(0))
+        zf.writestr("PetImages/Dog/0.jpg", jpeg(1))
+        zf.writestr("readme[1].txt", b"terms of use")
+    return buf.getvalue().replace(b"terms of use", b"terms of usE")
+
+
+def unsafe_archive():
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("PetImages/Cat/0.jpg", jpeg(0))
+        zf.writestr("../../escaped.txt", b"outside")
+    return buf.getvalue()
+
+
 class Server:
     """Serves ARCHIVE at /NAME, honouring Range unless told not to; can cut a response short."""
 
     def __init__(self):
         self.ranges = []  # Range header of every request (None when absent)
+        self.body = ARCHIVE  # what /NAME serves
         self.honour_range = True
         self.cut_after = None  # send only this many body bytes of the next response, then close
         owner = self
@@ -61,21 +82,21 @@ class Server:
                 if self.path != f"/{NAME}":
                     self.send_error(404)
                     return
-                start = 0
+                start, whole = 0, owner.body
                 header = self.headers.get("Range")
                 if header and owner.honour_range:
                     start = int(header.split("=")[1].split("-")[0])
-                    if start >= len(ARCHIVE):
+                    if start >= len(whole):
                         self.send_response(416)
-                        self.send_header("Content-Range", f"bytes */{len(ARCHIVE)}")
+                        self.send_header("Content-Range", f"bytes */{len(whole)}")
                         self.send_header("Content-Length", "0")
                         self.end_headers()
                         return
                     self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(ARCHIVE) - 1}/{len(ARCHIVE)}")
+                    self.send_header("Content-Range", f"bytes {start}-{len(whole) - 1}/{len(whole)}")
                 else:
                     self.send_response(200)
-                body = ARCHIVE[start:]
+                body = whole[start:]
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if owner.cut_after is not None:
@@ -208,18 +229,79 @@ def test_complete_partial_file_is_accepted_after_416(server, tmp_path):
     assert ds.identity["archive"]["size"] == len(ARCHIVE)
 
 
-def test_checksum_mismatch_rejects_and_deletes_the_file(server, tmp_path):
+def assert_moved_aside(folder, content):
+    """Nothing usable is left under the archive's names; the refused bytes sit in <name>.refused."""
+    assert not (folder / NAME).exists() and not (folder / f"{NAME}.part").exists()
+    assert not (folder / f"{NAME}.json").exists()
+    assert (folder / f"{NAME}.refused").read_bytes() == content
+
+
+def test_checksum_mismatch_rejects_and_moves_the_file_aside(server, tmp_path):
     cache = tmp_path / "cache"
     with pytest.raises(DataError, match="checksum mismatch") as info:
         fetch(server, cache, expected_sha256="0" * 64)
-    assert SHA in str(info.value)
+    assert SHA in str(info.value) and "moved it aside" in str(info.value)
     folder = archive_folder(server.url, cache / "downloads")
-    assert not (folder / NAME).exists() and not (folder / f"{NAME}.part").exists()
+    assert_moved_aside(folder, ARCHIVE)
     assert not (cache / "extracted").exists() and not (cache / "arrays").exists()
     ds, _, _ = fetch(server, cache, expected_sha256=SHA.upper())
     assert ds.identity["archive"]["sha256"] == SHA
     with pytest.raises(DataError, match="not the expected"):
         fetch(server, cache, expected_sha256="1" * 64)  # pinned sum differs from the stored archive
+    assert_moved_aside(folder, ARCHIVE)
+
+
+def test_a_member_failing_its_crc_is_refused_before_use(server, tmp_path):
+    cache = tmp_path / "cache"
+    server.body = crc_broken_archive()
+    with pytest.raises(DataError, match=r"'readme\[1\].txt' does not match the CRC-32") as info:
+        fetch(server, cache)
+    assert "\n" not in str(info.value) and "run again" in str(info.value)
+    folder = archive_folder(server.url, cache / "downloads")
+    assert_moved_aside(folder, server.body)
+    assert not (cache / "extracted").exists()
+    server.body = ARCHIVE  # the next run downloads a good copy
+    ds, _, _ = fetch(server, cache)
+    assert ds.identity["archive"]["sha256"] == SHA
+
+
+def test_an_unsafe_archive_is_refused_and_moved_aside(server, tmp_path):
+    cache = tmp_path / "cache"
+    server.body = unsafe_archive()
+    with pytest.raises(DataError, match="unsafe path") as info:
+        fetch(server, cache)
+    assert "moved it aside" in str(info.value)
+    assert_moved_aside(archive_folder(server.url, cache / "downloads"), server.body)
+    assert not list(tmp_path.rglob("escaped.txt"))
+
+
+def test_a_cached_archive_is_reverified_before_each_use(server, tmp_path):
+    cache = tmp_path / "cache"
+    fetch(server, cache)
+    folder = archive_folder(server.url, cache / "downloads")
+    damaged = bytearray(ARCHIVE)
+    damaged[len(damaged) // 2] ^= 0xFF  # same size: only the hash can tell
+    (folder / NAME).write_bytes(bytes(damaged))
+    requests = len(server.ranges)
+    with pytest.raises(DataError, match="recorded when it was downloaded"):
+        fetch(server, cache)
+    assert len(server.ranges) == requests  # refused from the cache, nothing fetched
+    assert_moved_aside(folder, bytes(damaged))
+    ds, _, _ = fetch(server, cache)
+    assert ds.identity["archive"]["sha256"] == SHA
+
+
+def test_a_cached_archive_recorded_without_member_checks_gets_them(server, tmp_path):
+    cache = tmp_path / "cache"
+    folder = archive_folder(server.url, cache / "downloads")
+    folder.mkdir(parents=True)
+    broken = crc_broken_archive()  # as an older version would have accepted it, on size and hash
+    (folder / NAME).write_bytes(broken)
+    (folder / f"{NAME}.json").write_text(json.dumps(
+        {"url": server.url, "size": len(broken), "sha256": hashlib.sha256(broken).hexdigest()}))
+    with pytest.raises(DataError, match="CRC-32"):
+        fetch(server, cache)
+    assert_moved_aside(folder, broken)
 
 
 def test_malformed_pinned_checksum_is_a_data_error(server, tmp_path):

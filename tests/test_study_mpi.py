@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import MPIRUN
 
 ROOT = Path(__file__).resolve().parent.parent
-MPIRUN = Path(sys.executable).parent / "mpirun"
 TINY = ["--batches", "32,64", "--base-batch", "32", "--sweep-lrs", "0.01", "--seeds", "1",
         "--sweep-seeds", "1", "--image-size", "32", "--max-epochs", "1", "--patience", "1",
         "--kernels", "reference", "--analysis-examples", "32", "--surface-grid", "3",
@@ -25,7 +25,7 @@ def plan_size(out, cache):
     return sum(1 for line in result.stdout.splitlines() if line.startswith("run "))
 
 
-@pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun is not installed in this environment")
+@pytest.mark.mpi
 @pytest.mark.parametrize("mode", ["runs", "data"])
 def test_study_under_mpirun_trains_every_run_once(tmp_path, mode):
     out, cache = tmp_path / "study", tmp_path / "cache"
