@@ -14,7 +14,7 @@ from PIL import Image
 from imagedata import DataError, load_dataset
 from imagedata import download as download_mod
 from imagedata.archive import extract_zip
-from imagedata.download import TerminalBar, archive_folder
+from imagedata.download import archive_folder
 
 SIZE = 12
 NAME = "kagglecatsanddogs_test.zip"
@@ -276,13 +276,3 @@ def test_broken_zip_is_a_data_error_and_leaves_nothing(tmp_path):
     with pytest.raises(DataError, match="not a valid zip"):
         extract_zip(broken, tmp_path / "out" / "x")
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["x.lock"]
-
-
-def test_terminal_bar_redraws_only_on_percent_change():
-    out = io.StringIO()
-    bar = TerminalBar(out)
-    bar(50, 200)
-    bar(51, 200)  # still 25 %: no redraw
-    bar(200, 200)
-    text = out.getvalue()
-    assert text.count("\r") == 2 and " 25%" in text and "100%" in text and text.endswith("\n")
