@@ -1,8 +1,9 @@
 """Progress of long loops (training steps, downloads, decoding) on stderr.
 
 On a terminal: a tqdm bar with rate, ETA and live figures (e.g. the running loss). When stderr is
-not a terminal (a log file, a pipe): one plain line every `interval` seconds and one at the end, so a
-log shows progress within an epoch without carriage-return clutter. Disabled: nothing at all.
+not a terminal (a log file, a pipe): one plain line every `interval` seconds (and a last one at the
+end when any was printed), so a log shows progress within a long epoch without carriage-return
+clutter. Disabled: nothing at all.
 """
 import sys
 import time
@@ -18,7 +19,7 @@ class PlainLines:
     def __init__(self, total, desc, unit, stream, interval, unit_scale):
         self.total, self.desc, self.unit, self.stream = total, desc, unit, stream
         self.interval, self.unit_scale = interval, unit_scale
-        self.n, self.postfix = 0, ""
+        self.n, self.postfix, self.shown_n = 0, "", None
         self.started = self.last_shown = time.perf_counter()
 
     def _show(self):
@@ -27,7 +28,7 @@ class PlainLines:
                                             unit=self.unit, unit_scale=self.unit_scale,
                                             postfix=self.postfix or None) + "\n")
         self.stream.flush()
-        self.last_shown = time.perf_counter()
+        self.last_shown, self.shown_n = time.perf_counter(), self.n
 
     def update(self, count=1):
         """Advance by `count`; print a line when `interval` seconds passed since the last one."""
@@ -41,8 +42,9 @@ class PlainLines:
         self.postfix = text
 
     def close(self):
-        """Print the final line if anything happened since the last one."""
-        if self.n and self.last_shown < time.perf_counter():
+        """After periodic lines, one more for the end (a short task, which printed none, stays
+        silent: the caller's own summary line follows)."""
+        if self.shown_n is not None and self.shown_n != self.n:
             self._show()
 
 
@@ -59,12 +61,13 @@ class NoProgress:
         """Nothing to close."""
 
 
-def progress_bar(total, desc, unit="it", enabled=True, stream=None, interval=PLAIN_INTERVAL_SECONDS,
+def progress_bar(total, desc, unit="it", enabled=True, stream=None, interval=None,
                  unit_scale=False, initial=0):
     """A progress reporter with update(n), set_postfix_str(text) and close().
 
     A tqdm bar when `stream` (default stderr) is a terminal, plain periodic lines otherwise, nothing
-    when not `enabled`. `total` may be None (unknown size: no ETA).
+    when not `enabled`. `total` may be None (unknown size: no ETA). `interval`: seconds between
+    plain lines (default PLAIN_INTERVAL_SECONDS).
     """
     if not enabled:
         return NoProgress()
@@ -72,6 +75,7 @@ def progress_bar(total, desc, unit="it", enabled=True, stream=None, interval=PLA
     if stream.isatty():
         return tqdm(total=total, desc=desc, unit=unit, file=stream, leave=False, dynamic_ncols=True,
                     unit_scale=unit_scale, initial=initial)
-    plain = PlainLines(total, desc, unit, stream, interval, unit_scale)
+    plain = PlainLines(total, desc, unit, stream,
+                       PLAIN_INTERVAL_SECONDS if interval is None else interval, unit_scale)
     plain.n = initial
     return plain

@@ -1,6 +1,7 @@
 """imagedata download path against a loopback HTTP server (127.0.0.1 only): verify, resume,
 checksum mismatch, interrupted transfers, servers ignoring Range, offline message, safe unzip."""
 import hashlib
+import json
 import http.server
 import io
 import socket
@@ -47,9 +48,11 @@ SHA = hashlib.sha256(ARCHIVE).hexdigest()
 
 
 class Server:
-    """Serves ARCHIVE at /NAME, honouring Range unless told not to; can cut a response short."""
+    """Serves `payload` (default ARCHIVE) at /`name` (default NAME), honouring Range unless told not
+    to; can cut a response short."""
 
-    def __init__(self):
+    def __init__(self, name=NAME, payload=ARCHIVE):
+        self.name, self.payload = name, payload
         self.ranges = []  # Range header of every request (None when absent)
         self.honour_range = True
         self.cut_after = None  # send only this many body bytes of the next response, then close
@@ -58,24 +61,24 @@ class Server:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 owner.ranges.append(self.headers.get("Range"))
-                if self.path != f"/{NAME}":
+                if self.path != f"/{owner.name}":
                     self.send_error(404)
                     return
                 start = 0
                 header = self.headers.get("Range")
                 if header and owner.honour_range:
                     start = int(header.split("=")[1].split("-")[0])
-                    if start >= len(ARCHIVE):
+                    if start >= len(owner.payload):
                         self.send_response(416)
-                        self.send_header("Content-Range", f"bytes */{len(ARCHIVE)}")
+                        self.send_header("Content-Range", f"bytes */{len(owner.payload)}")
                         self.send_header("Content-Length", "0")
                         self.end_headers()
                         return
                     self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(ARCHIVE) - 1}/{len(ARCHIVE)}")
+                    self.send_header("Content-Range", f"bytes {start}-{len(owner.payload) - 1}/{len(owner.payload)}")
                 else:
                     self.send_response(200)
-                body = ARCHIVE[start:]
+                body = owner.payload[start:]
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if owner.cut_after is not None:
@@ -87,7 +90,7 @@ class Server:
                 pass
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/{NAME}"
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
@@ -276,3 +279,85 @@ def test_broken_zip_is_a_data_error_and_leaves_nothing(tmp_path):
     with pytest.raises(DataError, match="not a valid zip"):
         extract_zip(broken, tmp_path / "out" / "x")
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["x.lock"]
+
+
+# ---------------------------------------------------------------- TensorFlow's cats_and_dogs_filtered
+
+def make_filtered_archive():
+    """A small zip in the layout of TensorFlow's cats_and_dogs_filtered.zip (with its script)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for split, count in (("train", 4), ("validation", 2)):
+            for label, cls in enumerate(["cats", "dogs"]):
+                for i in range(count):
+                    zf.writestr(f"cats_and_dogs_filtered/{split}/{cls}/{cls[:-1]}.{i}.jpg",
+                                jpeg(100 + 10 * label + i + 50 * (split == "train")))
+        zf.writestr("cats_and_dogs_filtered/vectorize.py", b"print('not an image')\n")
+    return buf.getvalue()
+
+
+FILTERED = make_filtered_archive()
+
+
+@pytest.fixture
+def filtered_server():
+    s = Server("cats_and_dogs_filtered_test.zip", FILTERED)
+    yield s
+    s.close()
+
+
+def test_filtered_photos_download_resume_and_load_in_tensorflows_split(filtered_server, tmp_path):
+    cache = tmp_path / "cache"
+    url = filtered_server.url
+    part = archive_folder(url, cache / "downloads") / "cats_and_dogs_filtered_test.zip.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(FILTERED[:700])  # an interrupted earlier download
+    logs = []
+    ds = load_dataset("cats_and_dogs_filtered", image_size=SIZE, cache_dir=cache, log=logs.append,
+                      download_url=url, show_progress=False)
+    assert filtered_server.ranges == ["bytes=700-"]
+    assert ds.identity["name"] == "cats_and_dogs_filtered" and ds.identity["layout"] == "tensorflow"
+    assert ds.identity["archive"]["sha256"] == hashlib.sha256(FILTERED).hexdigest()
+    assert np.bincount(ds.train_y).tolist() == [4, 4] and np.bincount(ds.val_y).tolist() == [2, 2]
+    # the cached archive and arrays are reused: no second request
+    again = load_dataset("cats_and_dogs_filtered", image_size=SIZE, cache_dir=cache,
+                         log=lambda m: None, download_url=url, show_progress=False)
+    assert again.identity["cache_used"] and len(filtered_server.ranges) == 1
+
+
+def test_filtered_archive_is_checked_against_its_size_on_record_and_its_crcs(tmp_path):
+    cache = tmp_path / "cache"
+    # served under the real name, the test archive has the wrong size: refused and deleted
+    real_name = Server("cats_and_dogs_filtered.zip", FILTERED)
+    try:
+        with pytest.raises(DataError, match="68,606,236"):
+            load_dataset("cats_and_dogs_filtered", image_size=SIZE, cache_dir=cache,
+                         log=lambda m: None, download_url=real_name.url, show_progress=False)
+        assert not any(p.suffix in (".zip", ".part") for p in (cache / "downloads").rglob("*"))
+    finally:
+        real_name.close()
+    # one flipped byte inside a member's compressed data: its CRC-32 no longer matches
+    broken = bytearray(FILTERED)
+    broken[FILTERED.index(b"cats_and_dogs_filtered/train/cats/cat.0.jpg") + 200] ^= 0xFF
+    bad = Server("cats_and_dogs_filtered_bad.zip", bytes(broken))
+    try:
+        with pytest.raises(DataError, match="CRC|not a valid zip"):
+            load_dataset("cats_and_dogs_filtered", image_size=SIZE, cache_dir=cache,
+                         log=lambda m: None, download_url=bad.url, show_progress=False)
+        assert not any(p.suffix in (".zip", ".part") for p in (cache / "downloads").rglob("*"))
+    finally:
+        bad.close()
+
+
+def test_run_py_trains_on_the_downloaded_filtered_photos(filtered_server, tmp_path, monkeypatch):
+    import imagedata.loader
+    import run
+    monkeypatch.setattr(imagedata.loader, "FILTERED_URL", filtered_server.url)
+    out = tmp_path / "run"
+    code = run.main(["--data", "cats_and_dogs_filtered", "--image-size", "32", "--batch", "4",
+                     "--max-epochs", "1", "--kernels", "reference", "--out", str(out),
+                     "--cache-dir", str(tmp_path / "cache"), "--quiet"])
+    assert code == 0
+    dataset = json.loads((out / "config.json").read_text())["dataset"]
+    assert dataset["name"] == "cats_and_dogs_filtered" and dataset["source"] == filtered_server.url
+    assert dataset["n_train"] == 8 and dataset["n_val"] == 4
