@@ -70,7 +70,7 @@ def evaluate_run(args, log):
     trained_on = run.config.get("dataset", {}).get("classes")
     model = build_run_model(run, "float32", run.args.get("kernels", "fast"))
     model.theta[...] = model.xp.asarray(run.theta(args.weights).astype(np.float32))
-    dataset = load_run_dataset(run, args.data, args.cache_dir, log=log)
+    dataset = load_run_dataset(run, args.data, args.cache_dir, log=log, show_progress=not args.quiet)
     if trained_on and [c.lower() for c in trained_on] != [c.lower() for c in dataset.classes]:
         log(f"warning: {run.name} was trained on classes {trained_on}, this data has "
             f"{dataset.classes}; class k is scored as the run's class k")
