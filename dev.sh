@@ -20,7 +20,9 @@ export PATH="$PWD/$VENV/bin:$PATH"
 cmd=${1:-run}
 shift || true
 case "$cmd" in
-  run)  exec python run.py --data synthetic --max-epochs 10 --patience 5 --out runs/first-run --overwrite "$@" ;;
+  # a new folder per run (an --out in the arguments wins): an earlier run is never replaced
+  run)  exec python run.py --data synthetic --max-epochs 10 --patience 5 \
+             --out "runs/first-run-$(date +%Y%m%d-%H%M%S)" "$@" ;;
   test) exec python -m pytest -q "$@" ;;
   python) exec python "$@" ;;
   *) echo "usage: ./dev.sh run|test|python [args]" >&2; exit 2 ;;

@@ -1,7 +1,9 @@
 #!/usr/bin/env python
-"""batchlab's command line: train the study's net (`python run.py ...`), or analyse runs
-(`python run.py analyze ...`), run the whole study (`python run.py study ...`) and write its report
-(`python run.py report STUDY_DIR`). Under `mpirun -n N` the same command trains data-parallel."""
+"""batchlab's command line: train the study's net (`python run.py ...`), score a run
+(`python run.py evaluate RUN`), plot runs (`python run.py plot RUN...`), print the model
+(`python run.py summary`), analyse runs (`python run.py analyze ...`), run the whole study
+(`python run.py study ...`) and write its report (`python run.py report STUDY_DIR`). Under
+`mpirun -n N` the same command trains data-parallel."""
 import argparse
 import contextlib
 import errno
@@ -14,6 +16,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from analysis.help_format import DefaultsFormatter, positive_float, positive_int
 from parallel.errors import MPIUnavailableError
 from parallel.messages import first_message
 from parallel.threads import configure_threads
@@ -27,17 +30,6 @@ class UsageError(Exception):
     """A user mistake in the command line: reported in one line, exit code 2."""
 
 
-def positive_int(text):
-    """argparse type: an integer > 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
-
-
 def non_negative_int(text):
     """argparse type: an integer >= 0."""
     try:
@@ -46,17 +38,6 @@ def non_negative_int(text):
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
-
-
-def positive_float(text):
-    """argparse type: a finite float > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
 
 
@@ -89,15 +70,17 @@ class OneLineParser(argparse.ArgumentParser):
 def train_parser():
     """Arguments of the training command (defaults follow the study)."""
     p = OneLineParser(
-        prog="run.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="run.py", formatter_class=DefaultsFormatter,
         description="Train the study's VGG-style cats-vs-dogs net. Under `mpirun -n N` the global "
                     "batch is split over N ranks (MirroredStrategy semantics). Other commands: "
+                    "`run.py evaluate -h`, `run.py plot -h`, `run.py summary -h`, "
                     "`run.py analyze -h`, `run.py study -h`, `run.py report -h`.")
     p.add_argument("--data", default=None,
                    help="image folder (PetImages, Kaggle train/, cats_and_dogs_filtered, or ROOT/<class>/), "
-                        "'cats_vs_dogs' to download Microsoft's archive, 'synthetic' for the built-in "
-                        "synthetic set; omitted: the archive if it was downloaded before, else the "
-                        "synthetic set")
+                        "'cats_and_dogs_filtered' to download TensorFlow's 3,000 photos (68 MB), "
+                        "'cats_vs_dogs' to download Microsoft's archive (787 MB), 'synthetic' for the "
+                        "built-in synthetic set (default: the Microsoft archive if it was downloaded "
+                        "before, else the synthetic set)")
     p.add_argument("--batch", type=positive_int, default=32, help="GLOBAL batch size (all ranks)")
     p.add_argument("--lr", type=positive_float, default=0.01, help="base learning rate")
     p.add_argument("--lr-scale", choices=("none", "linear", "sqrt"), default="none",
@@ -105,25 +88,29 @@ def train_parser():
     p.add_argument("--base-batch", type=positive_int, default=32, help="batch size the base lr is for")
     p.add_argument("--warmup-epochs", type=non_negative_float, default=0.0,
                    help="ramp lr linearly from --lr to the scaled lr over this many epochs")
-    p.add_argument("--momentum", type=non_negative_float, default=0.0)
-    p.add_argument("--weight-decay", type=non_negative_float, default=0.0)
-    p.add_argument("--max-epochs", type=positive_int, default=1000)
+    p.add_argument("--momentum", type=non_negative_float, default=0.0, help="SGD momentum")
+    p.add_argument("--weight-decay", type=non_negative_float, default=0.0,
+                   help="L2 penalty added to the gradient")
+    p.add_argument("--max-epochs", type=positive_int, default=1000, help="upper limit on epochs")
     p.add_argument("--patience", type=positive_int, default=100,
                    help="stop after this many epochs without a better validation loss")
     p.add_argument("--seed", type=int, default=0, help="initial weights and shuffling")
-    p.add_argument("--image-size", type=positive_int, default=128)
+    p.add_argument("--image-size", type=positive_int, default=128,
+                   help="images are resized to this many pixels square")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--kernels", choices=("reference", "fast"), default="fast",
                    help="CPU kernels: readable NumPy reference or fused numba")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="threads per rank (default: cores / ranks on this node)")
-    p.add_argument("--eval-batch", type=positive_int, default=256)
+    p.add_argument("--eval-batch", type=positive_int, default=256,
+                   help="validation examples per forward chunk")
     p.add_argument("--checkpoint-every", type=non_negative_int, default=0,
                    help="also checkpoint every N steps (0: only at the end of each epoch)")
     p.add_argument("--snapshot-levels", type=loss_levels, default=None,
                    help="save theta_loss<L>.npy when the epoch training loss first falls below each "
-                        "level L, e.g. 0.6,0.5,0.4 (default: none)")
-    p.add_argument("--out", default=None, help="run directory (default runs/<settings>)")
+                        "level L, e.g. 0.6,0.5,0.4")
+    p.add_argument("--out", default=None,
+                   help="run directory, refused if it holds a run (default: runs/<settings>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="decoded-image and download cache")
@@ -133,6 +120,30 @@ def train_parser():
                    help="keep only files with a JFIF header (TensorFlow Datasets' filter)")
     p.add_argument("--quiet", action="store_true", help="print only errors and the final line")
     return p
+
+
+def summary_parser():
+    """Arguments of `run.py summary`."""
+    p = OneLineParser(prog="run.py summary", formatter_class=DefaultsFormatter,
+                      description="The study's net layer by layer: output shape, parameters and "
+                                  "where they start in the flat vector theta (like Keras' summary).")
+    p.add_argument("--image-size", type=positive_int, default=128,
+                   help="input images are this many pixels square")
+    return p
+
+
+def summary_command(argv):
+    """Print the model table; returns the exit code."""
+    from engine.model import ModelConfig, ModelConfigError
+    from engine.summary import format_summary, summary_rows
+    args = summary_parser().parse_args(argv)
+    config = ModelConfig(image_size=args.image_size)
+    try:
+        rows = summary_rows(config)
+    except ModelConfigError as error:
+        raise UsageError(str(error)) from None
+    print(format_summary(rows, f"the study's net at {args.image_size}x{args.image_size}"))
+    return EXIT_OK
 
 
 def requested_threads(argv):
@@ -200,7 +211,8 @@ def load_data(args, comm, log):
 
     def load():
         return load_dataset(args.data, image_size=args.image_size, cache_dir=Path(args.cache_dir),
-                            jfif_only=args.jfif_only, log=log, expected_sha256=args.sha256)
+                            jfif_only=args.jfif_only, log=log, expected_sha256=args.sha256,
+                            show_progress=comm.is_root and not args.quiet)
     result, error = None, None
     for turn in ("root", "others"):
         if (turn == "root") == comm.is_root:
@@ -215,14 +227,17 @@ def load_data(args, comm, log):
     return result
 
 
-def warm_up_kernels(comm, kernels):
+def warm_up_kernels(comm, kernels, log):
     """Compile (or load from numba's cache) the fast kernels on rank 0 first: ranks compiling into
     one on-disk cache at once can race."""
     if kernels != "fast":
         return
+    from engine.kernel_cache import COMPILE_NOTICE, kernel_cache_is_cold
     from ops import block_numba
     for turn in ("root", "others"):
         if (turn == "root") == comm.is_root:
+            if comm.is_root and kernel_cache_is_cold():
+                log(COMPILE_NOTICE)
             block_numba.warmup()
         comm.barrier()
 
@@ -321,10 +336,10 @@ def train_prepared(args, argv, comm, config, data, train_config, xp, run_dir, ou
     """Build the model, resume if asked, train, report; returns the exit code."""
     from engine.model import build_model
     from engine.train import Trainer
-    warm_up_kernels(comm, args.kernels)
+    warm_up_kernels(comm, args.kernels, log)
     model = build_model(config, seed=args.seed, kernels=args.kernels, xp=xp)
     trainer = Trainer(model, data, comm, train_config, run_dir=run_dir, log=log,
-                      progress=sys.stderr.isatty() and not args.quiet)
+                      progress=not args.quiet)
     if args.resume and comm.any_flag(comm.is_root and run_dir.file("checkpoint.npz").exists()):
         from engine.checkpoint import CheckpointError
         try:
@@ -355,6 +370,9 @@ def train_prepared(args, argv, comm, config, data, train_config, xp, run_dir, ou
         else:
             print(f"{status}: best val loss {best['val_loss']:.4f}, val acc {best['val_acc']:.4f} at epoch "
                   f"{best['epoch']}; {trainer.epoch} epochs; run directory {out}", flush=True)
+            if not args.quiet:
+                from analysis.next_steps import closing_block
+                print(closing_block(out, data.identity.get("name")), flush=True)
     return {"diverged": EXIT_DIVERGED, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_OK)
 
 
@@ -375,6 +393,14 @@ def main(argv=None):
         if argv and argv[0] == "report":
             from analysis.report import main as report_main
             return report_main(argv[1:])
+        if argv and argv[0] == "evaluate":
+            from analysis.evaluate import main as evaluate_main
+            return evaluate_main(argv[1:])
+        if argv and argv[0] == "plot":
+            from analysis.plot_runs import main as plot_main
+            return plot_main(argv[1:])
+        if argv and argv[0] == "summary":
+            return summary_command(argv[1:])
         return train_command(argv, comm)
     except MPIUnavailableError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)

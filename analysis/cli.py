@@ -13,6 +13,7 @@ import numpy as np
 from . import plots
 from .data import build_run_model, example_subset, load_run_dataset, split_objective
 from .errors import AnalysisError
+from .help_format import DefaultsFormatter, positive_float, positive_int
 from .geometry import run_geometry
 from .interpolation import default_alphas, interpolate
 from .landscape import assigned_points, compute_surface_points, default_axes, surface_directions
@@ -33,45 +34,104 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
 
 
+def _add_interpolate(p):
+    g = p.add_argument_group("interpolate")
+    g.add_argument("--points", type=positive_int, default=25, help="alphas on [-1, 2]")
+
+
+def _add_split(g):
+    g.add_argument("--split", choices=("train", "val"), default="train",
+                   help="data split for sharpness and the surface")
+
+
+def _add_sharpness(p, with_split=True):
+    g = p.add_argument_group("sharpness")
+    g.add_argument("--eps", type=positive_float, default=1e-3, help="relative box size")
+    g.add_argument("--space", choices=("full", "subspace", "both"), default="both",
+                   help="full parameter space, a random subspace, or both")
+    g.add_argument("--subspace-dim", type=positive_int, default=100, help="p of the random subspace")
+    g.add_argument("--maxiter", type=positive_int, default=10, help="L-BFGS-B iterations")
+    if with_split:
+        _add_split(g)
+
+
+def _add_surface(p, with_split=True):
+    g = p.add_argument_group("surface")
+    g.add_argument("--grid", type=positive_int, default=51, help="points per axis (at least 2)")
+    g.add_argument("--extent", type=positive_float, default=1.0,
+                   help="grid covers [-extent, extent]^2")
+    if with_split:
+        _add_split(g)
+
+
+def _add_noise(p):
+    g = p.add_argument_group("noise")
+    g.add_argument("--b-small", type=positive_int, default=32, help="small batch of the noise scale")
+    g.add_argument("--b-big", type=positive_int, default=256, help="big batch of the noise scale")
+    g.add_argument("--batches", type=positive_int, default=8, help="batch pairs for the noise scale")
+
+
+def _add_hessian(p):
+    g = p.add_argument_group("hessian")
+    g.add_argument("--iterations", type=positive_int, default=20, help="power iterations")
+    g.add_argument("--tol", type=positive_float, default=1e-3,
+                   help="power iteration relative tolerance")
+    g.add_argument("--fd-step", type=positive_float, default=1e-3,
+                   help="finite-difference step of Hessian-vector products")
+
+
+def _add_competition(p):
+    g = p.add_argument_group("competition")
+    g.add_argument("--competition-examples", type=positive_int, default=256,
+                   help="per-example gradients used for gradient competition")
+
+
+def _add_everything(p):
+    _add_interpolate(p)
+    _add_sharpness(p, with_split=False)
+    _add_surface(p)
+    _add_noise(p)
+    _add_hessian(p)
+    _add_competition(p)
+
+
+# each analysis's own options; `all` takes every one of them
+OPTIONS = {"geometry": (), "interpolate": (_add_interpolate,), "sharpness": (_add_sharpness,),
+           "surface": (_add_surface,), "noise": (_add_noise,), "hessian": (_add_hessian,),
+           "competition": (_add_competition,), "all": (_add_everything,)}
+
+
+def option_defaults():
+    """Every analysis option's default, for the attributes a subcommand's parser does not define."""
+    p = argparse.ArgumentParser(add_help=False)
+    _add_everything(p)
+    return vars(p.parse_args([]))
+
+
 def build_parser():
-    """The argument parser: one subcommand per analysis, shared options on each."""
-    common = OneLineParser(add_help=False)
+    """The argument parser: one subcommand per analysis with the shared options and its own."""
+    common = argparse.ArgumentParser(add_help=False)
     common.add_argument("runs", nargs="+", metavar="RUN_DIR", help="training run directories")
-    common.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis)")
+    common.add_argument("--out", default=None, help="output folder (default: RUN_DIR/analysis)")
     common.add_argument("--weights", choices=("best", "final"), default="best",
                         help="which saved weights to analyse")
-    common.add_argument("--examples", type=int, default=None,
-                        help="use a seeded random subset of this many examples per split")
+    common.add_argument("--examples", type=positive_int, default=None,
+                        help="use a seeded random subset of this many examples per split "
+                             "(default: all of them)")
     common.add_argument("--data", default=None, help="image folder (default: the run's own)")
-    common.add_argument("--cache-dir", default=None, help="decoded-image cache folder")
-    common.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    common.add_argument("--kernels", choices=("reference", "fast"), default="fast")
-    common.add_argument("--eval-batch", type=int, default=256, help="examples per forward chunk")
+    common.add_argument("--cache-dir", default=None,
+                        help="decoded-image cache folder (default: $BATCHLAB_CACHE or "
+                             "~/.cache/batchlab)")
+    common.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                        help="precision of the forward and backward passes")
+    common.add_argument("--kernels", choices=("reference", "fast"), default="fast",
+                        help="readable NumPy reference or fused numba kernels")
+    common.add_argument("--eval-batch", type=positive_int, default=256,
+                        help="examples per forward chunk")
     common.add_argument("--seed", type=int, default=0, help="seed of subsets, directions, batches")
     common.add_argument("--quiet", action="store_true", help="no progress lines")
-    group = common.add_argument_group("interpolate")
-    group.add_argument("--points", type=int, default=25, help="alphas on [-1, 2]")
-    group = common.add_argument_group("sharpness")
-    group.add_argument("--eps", type=float, default=1e-3, help="relative box size")
-    group.add_argument("--space", choices=("full", "subspace", "both"), default="both")
-    group.add_argument("--subspace-dim", type=int, default=100, help="p of the random subspace")
-    group.add_argument("--maxiter", type=int, default=10, help="L-BFGS-B iterations")
-    group.add_argument("--split", choices=("train", "val"), default="train",
-                       help="data split for sharpness and the surface")
-    group = common.add_argument_group("surface")
-    group.add_argument("--grid", type=int, default=51, help="points per axis")
-    group.add_argument("--extent", type=float, default=1.0, help="grid covers [-extent, extent]^2")
-    group = common.add_argument_group("noise / hessian / competition")
-    group.add_argument("--b-small", type=int, default=32)
-    group.add_argument("--b-big", type=int, default=256)
-    group.add_argument("--batches", type=int, default=8, help="batch pairs for the noise scale")
-    group.add_argument("--iterations", type=int, default=20, help="power iterations")
-    group.add_argument("--tol", type=float, default=1e-3, help="power iteration relative tolerance")
-    group.add_argument("--fd-step", type=float, default=1e-3,
-                       help="finite-difference step of Hessian-vector products")
-    group.add_argument("--competition-examples", type=int, default=256,
-                       help="per-example gradients used for gradient competition")
-    parser = OneLineParser(prog="run.py analyze", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="run.py analyze", description=__doc__.splitlines()[0],
+                           formatter_class=DefaultsFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     helps = {"geometry": "distances from init, epoch distances, update norms",
              "interpolate": "1-D interpolation between SMALL_BATCH_RUN and LARGE_BATCH_RUN",
@@ -80,7 +140,12 @@ def build_parser():
              "noise": "gradient noise scale B_simple", "hessian": "top Hessian eigenvalue",
              "competition": "|sum g_i| / sum |g_i| against batch size", "all": "every analysis"}
     for name in COMMANDS:
-        sub.add_parser(name, parents=[common], help=helps[name])
+        child = sub.add_parser(name, parents=[common], help=helps[name], description=helps[name],
+                               formatter_class=DefaultsFormatter)
+        for add in OPTIONS[name]:
+            add(child)
+        child.set_defaults(**{k: v for k, v in option_defaults().items()
+                              if k not in {a.dest for a in child._actions}})  # noqa: SLF001
     return parser
 
 
@@ -281,6 +346,37 @@ STEPS = {"geometry": do_geometry, "interpolate": do_interpolate, "sharpness": do
          "competition": do_competition}
 
 
+def training_examples_in_use(session, run):
+    """Training examples the gradient analyses of `run` draw from (--examples caps the split).
+
+    Read from the run's config.json when the run's own data is used, so no data is loaded."""
+    recorded = run.config.get("dataset", {}).get("n_train")
+    count = (int(recorded) if session.args.data is None and recorded is not None
+             else session.objective(run, "train", limit=None).n_examples)
+    return count if session.args.examples is None else min(count, session.args.examples)
+
+
+def check_arguments(session, names):
+    """Refuse, before any analysis starts, the settings some analysis of `names` would fail on."""
+    a, runs = session.args, session.runs
+    if "interpolate" in names:
+        if len(runs) != 2:
+            raise AnalysisError("interpolate needs exactly two run directories: SMALL_BATCH LARGE_BATCH")
+        check_same_model(runs)
+    if "surface" in names and a.grid < 2:
+        raise AnalysisError("--grid must be at least 2")
+    if "sharpness" in names and a.space != "full":
+        for run in runs:
+            if a.subspace_dim > run.n_params:
+                raise AnalysisError(f"--subspace-dim must be in [1, {run.n_params}]")
+    if "noise" in names:
+        for run in runs:
+            count = training_examples_in_use(session, run)
+            if not a.b_small < a.b_big <= count:
+                raise AnalysisError(f"need 1 <= --b-small < --b-big <= {count} (training examples "
+                                    f"in use for {run.name})")
+
+
 def run_command(session):
     """Run the chosen analysis (or all of them; interpolation only when two runs are given).
 
@@ -289,6 +385,16 @@ def run_command(session):
     command = session.args.command
     names = [n for n in STEPS if n != "interpolate" or len(session.runs) == 2] \
         if command == "all" else [command]
+    error = None
+    if session.is_root:
+        try:
+            check_arguments(session, names)
+        except AnalysisError as exc:
+            error = exc
+    if session.comm.any_flag(error is not None):
+        if error is not None:
+            raise error
+        return False
     for name in names:
         error = None
         # the surface is the one analysis every rank shares; the rest run on rank 0 alone

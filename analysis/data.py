@@ -35,15 +35,17 @@ def build_run_model(run, dtype="float32", kernels="fast"):
     return model
 
 
-def load_run_dataset(run, data=None, cache_dir=None, log=None):
+def load_run_dataset(run, data=None, cache_dir=None, log=None, show_progress=True):
     """The run's dataset (same source and image size as training) via imagedata.load_dataset;
-    the loader's progress lines go to `log`."""
+    the loader's progress lines go to `log`, its download and decoding bars to stderr unless
+    `show_progress` is off."""
     from imagedata import DataError, load_dataset
     source = data if data is not None else run.args.get("data")
     try:
         return load_dataset(source, image_size=int(run.args.get("image_size", 128)),
                             cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
                             jfif_only=bool(run.args.get("jfif_only", False)),
+                            show_progress=show_progress,
                             **({} if log is None else {"log": log}))
     except DataError as error:
         raise AnalysisError(f"cannot load the data of {run.path}: {error}") from None

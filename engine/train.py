@@ -7,7 +7,6 @@ single process the communicator's collectives are the identity, so the same loop
 """
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from ops.backend import to_host
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .params import per_layer_norms
+from .progress import progress_bar
 from .rundir import snapshot_epochs, snapshot_name
 from .schedule import lr_at_step, scaled_lr
 from .sgd import SGD
@@ -198,32 +198,27 @@ class Trainer:
         loss_sum, correct = self.comm.sum_values([loss_sum, correct])
         return loss_sum / n_val, correct / n_val
 
-    def _show_progress(self, step, started):
-        if self.progress:
-            done = (step + 1) / self.steps_per_epoch
-            bar = "#" * int(30 * done)
-            rate = (step + 1 - self._progress_first_step) * self.config.batch / max(time.perf_counter() - started, 1e-9)
-            sys.stderr.write(f"\r  epoch {self.epoch + 1} [{bar:<30}] {step + 1}/{self.steps_per_epoch}"
-                             f"  {rate:,.0f} img/s")
-            sys.stderr.flush()
-            if step + 1 == self.steps_per_epoch:
-                sys.stderr.write("\r" + " " * 70 + "\r")
-
     def run_epoch(self):
         """Train the rest of the current epoch; returns 'ok', 'diverged' or 'interrupted'."""
         c = self.config
         order = epoch_permutation(c.seed, self.epoch, self.n_train)
         started = time.perf_counter()
-        self._progress_first_step = self.step_in_epoch
-        for step in range(self.step_in_epoch, self.steps_per_epoch):
-            if not self.train_step(order[step * c.batch:(step + 1) * c.batch]):
-                return "diverged"
-            self.step_in_epoch, self.global_step = step + 1, self.global_step + 1
-            self._show_progress(step, started)
-            if c.checkpoint_every and self.global_step % c.checkpoint_every == 0:
-                self.save_checkpoint()
-            if self.comm.any_flag(self.stop_requested):
-                return "interrupted"
+        bar = progress_bar(self.steps_per_epoch, f"epoch {self.epoch + 1}", unit="step",
+                           enabled=self.progress, initial=self.step_in_epoch)
+        try:
+            for step in range(self.step_in_epoch, self.steps_per_epoch):
+                if not self.train_step(order[step * c.batch:(step + 1) * c.batch]):
+                    return "diverged"
+                self.step_in_epoch, self.global_step = step + 1, self.global_step + 1
+                # this rank's running mean training loss over the epoch so far
+                bar.set_postfix_str(f"loss {self.sums[0] / max(self.sums[2], 1):.4f}", refresh=False)
+                bar.update(1)
+                if c.checkpoint_every and self.global_step % c.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if self.comm.any_flag(self.stop_requested):
+                    return "interrupted"
+        finally:
+            bar.close()
         self.train_seconds = time.perf_counter() - started
         return "ok"
 

@@ -4,6 +4,7 @@ from collections import Counter
 
 import numpy as np
 
+from engine.progress import progress_bar
 from imagedata import decode as _decode
 from imagedata.errors import DataError
 from imagedata.split import SPLIT_SEED, stratified_split
@@ -11,7 +12,6 @@ from imagedata.split import SPLIT_SEED, stratified_split
 REASON_NO_CLASS = "no class in file name"
 SKIPPED_CAP = 200
 COPY_ROWS = 256
-PROGRESS_EVERY = 5000
 
 
 def summarise(reasons: Counter) -> str:
@@ -19,7 +19,7 @@ def summarise(reasons: Counter) -> str:
     return ", ".join(f"{r}: {n}" for r, n in reasons.most_common())
 
 
-def _decode_all(listing, image_size, jfif_only, scratch, log):
+def _decode_all(listing, image_size, jfif_only, scratch, show_progress):
     """Decode the listing's files into `scratch` rows; return (labels, splits, skipped, n_rows)."""
     labels, splits, skipped = [], [], []
     candidates = []
@@ -30,7 +30,8 @@ def _decode_all(listing, image_size, jfif_only, scratch, log):
             skipped.append({"path": e.relpath, "reason": _decode.REASON_NOT_IMAGE_NAME})
         else:
             candidates.append(e)
-    for i, e in enumerate(candidates, 1):
+    bar = progress_bar(len(candidates), "decoding", unit="file", enabled=show_progress)
+    for e in candidates:
         pixels, reason = _decode.decode_file(listing.root / e.relpath, image_size, jfif_only)
         if pixels is None:
             skipped.append({"path": e.relpath, "reason": reason})
@@ -38,8 +39,8 @@ def _decode_all(listing, image_size, jfif_only, scratch, log):
             scratch[len(labels)] = pixels
             labels.append(e.label)
             splits.append(e.split)
-        if i % PROGRESS_EVERY == 0:
-            log(f"data: decoded {i:,} / {len(candidates):,} files")
+        bar.update(1)
+    bar.close()
     return np.asarray(labels, dtype=np.uint8), splits, skipped
 
 
@@ -61,11 +62,11 @@ def _write_rows(entry, name, scratch, rows, image_size):
     return out
 
 
-def build_entry(entry, listing, image_size: int, jfif_only: bool, log) -> dict:
+def build_entry(entry, listing, image_size: int, jfif_only: bool, log, show_progress=True) -> dict:
     """Decode `listing` into `entry` (lock held by the caller) and return the meta written.
 
     Raises DataError if no file decodes or fewer than two classes keep an image; the partly written
-    entry is removed in that case.
+    entry is removed in that case. show_progress draws a decoding bar on stderr.
     """
     entry.start()
     n_files = len(listing.entries)
@@ -73,7 +74,7 @@ def build_entry(entry, listing, image_size: int, jfif_only: bool, log) -> dict:
         f"at {image_size}x{image_size}")
     t0 = time.perf_counter()
     scratch = entry.scratch("all_x", (n_files, 3, image_size, image_size))
-    labels, splits, skipped = _decode_all(listing, image_size, jfif_only, scratch, log)
+    labels, splits, skipped = _decode_all(listing, image_size, jfif_only, scratch, show_progress)
     reasons = Counter(s["reason"] for s in skipped)
     if labels.size == 0:
         raise DataError(f"no readable images in {listing.root}: all {n_files:,} files were skipped "

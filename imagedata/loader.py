@@ -1,4 +1,4 @@
-"""`load_dataset`: one entry point for the synthetic set, a local folder, or the downloaded archive."""
+"""`load_dataset`: one entry point for the synthetic set, a local folder, or a downloaded archive."""
 import operator
 import os
 import shutil
@@ -11,7 +11,7 @@ from imagedata.archive import extract_zip
 from imagedata.build import build_entry
 from imagedata.cache import CacheEntry, cache_key, prune_stale
 from imagedata.dataset import Dataset
-from imagedata.download import DEFAULT_URL, archive_downloaded, fetch_archive
+from imagedata.download import DEFAULT_URL, FILTERED_URL, archive_downloaded, fetch_archive
 from imagedata.errors import DataError
 from imagedata.layouts import list_source
 from imagedata.split import SPLIT_SEED
@@ -19,6 +19,7 @@ from imagedata.split import SPLIT_SEED
 DEFAULT_CACHE_DIR = Path("~/.cache/batchlab")
 SYNTHETIC = "synthetic"
 CATS_VS_DOGS = "cats_vs_dogs"
+CATS_AND_DOGS_FILTERED = "cats_and_dogs_filtered"
 MAX_IMAGE_SIZE = 2048
 
 
@@ -62,7 +63,8 @@ def _file_stats(listing):
     return rows
 
 
-def _load_folder(folder, image_size: int, cache_dir: Path, jfif_only: bool, log) -> Dataset:
+def _load_folder(folder, image_size: int, cache_dir: Path, jfif_only: bool, log,
+                 show_progress=True) -> Dataset:
     """Decode a folder of images through the on-disk cache."""
     listing = list_source(folder)
     key = cache_key({"source": str(listing.root), "layout": listing.layout,
@@ -80,7 +82,7 @@ def _load_folder(folder, image_size: int, cache_dir: Path, jfif_only: bool, log)
             found = entry.load()  # another process may have built it while we waited
             if found is None:
                 try:
-                    build_entry(entry, listing, image_size, jfif_only, log)
+                    build_entry(entry, listing, image_size, jfif_only, log, show_progress)
                 except BaseException:
                     shutil.rmtree(entry.folder, ignore_errors=True)
                     raise
@@ -103,19 +105,33 @@ def _load_folder(folder, image_size: int, cache_dir: Path, jfif_only: bool, log)
                    list(meta["classes"]), identity)
 
 
+def _load_download(name: str, url: str, image_size: int, cache_dir: Path, jfif_only: bool, log,
+                   expected_sha256, progress, show_progress) -> Dataset:
+    """Download (or resume) the archive `name` from `url` into the cache, verify, unpack, load."""
+    archive = fetch_archive(url, cache_dir / "downloads", expected_sha256, progress, log, show_progress)
+    stem = archive.path.name.rsplit(".", 1)[0]
+    folder = extract_zip(archive.path, cache_dir / "extracted" / f"{stem}-{archive.sha256[:12]}")
+    ds = _load_folder(folder, image_size, cache_dir, jfif_only, log, show_progress)
+    ds.identity.update({"name": name, "source": url, "folder": str(folder),
+                        "archive": {"url": url, "size": archive.size, "sha256": archive.sha256}})
+    return ds
+
+
 def load_dataset(source=None, image_size=128, cache_dir=None, seed=0, jfif_only=False, log=print,
-                 download_url=None, expected_sha256=None, progress=None) -> Dataset:
+                 download_url=None, expected_sha256=None, progress=None, show_progress=True) -> Dataset:
     """Load the data a run trains on, as a `Dataset` of uint8 NCHW arrays.
 
     source: None -> Microsoft's archive if it was downloaded into cache_dir before, else the built-in
-    synthetic set; "synthetic" -> the synthetic set; "cats_vs_dogs" -> Microsoft's archive,
-    downloaded (or resumed) into cache_dir, verified, unpacked and loaded as PetImages; anything else
-    -> a folder path (layouts in imagedata.layouts). Decoded arrays are cached under cache_dir and
-    reused while the folder's files are unchanged.
+    synthetic set; "synthetic" -> the synthetic set; "cats_vs_dogs" -> Microsoft's archive (loaded as
+    PetImages) and "cats_and_dogs_filtered" (unless a folder of that name exists here) ->
+    TensorFlow's 3,000 photos, each downloaded (or resumed) into cache_dir, verified, unpacked and
+    loaded; anything else -> a folder path (layouts in imagedata.layouts). Decoded arrays are cached
+    under cache_dir and reused while the folder's files are unchanged.
     seed is accepted so callers can pass the run's seed, and deliberately unused: a seed changes the
     initial weights and batch order, never the data or the train/validation split.
     jfif_only keeps only files whose first 10 bytes contain b"JFIF" (TensorFlow Datasets' filter).
-    download_url / expected_sha256 / progress(done, total) apply to "cats_vs_dogs" only.
+    download_url / expected_sha256 / progress(done, total) apply to the downloads only.
+    show_progress draws download and decoding bars on stderr (engine.progress).
     log receives one-line progress messages. User mistakes raise DataError.
     """
     del seed  # documented above: the data never depends on the training seed
@@ -125,13 +141,8 @@ def load_dataset(source=None, image_size=128, cache_dir=None, seed=0, jfif_only=
         source = CATS_VS_DOGS if archive_downloaded(DEFAULT_URL, cache_dir / "downloads") else SYNTHETIC
     if source == SYNTHETIC:
         return _load_synthetic(image_size, log)
-    if source == CATS_VS_DOGS:
-        url = download_url or DEFAULT_URL
-        archive = fetch_archive(url, cache_dir / "downloads", expected_sha256, progress, log)
-        stem = archive.path.name.rsplit(".", 1)[0]
-        folder = extract_zip(archive.path, cache_dir / "extracted" / f"{stem}-{archive.sha256[:12]}")
-        ds = _load_folder(folder, image_size, cache_dir, jfif_only, log)
-        ds.identity.update({"name": CATS_VS_DOGS, "source": url, "folder": str(folder),
-                            "archive": {"url": url, "size": archive.size, "sha256": archive.sha256}})
-        return ds
-    return _load_folder(source, image_size, cache_dir, jfif_only, log)
+    downloads = {CATS_VS_DOGS: DEFAULT_URL, CATS_AND_DOGS_FILTERED: FILTERED_URL}  # name -> URL
+    if source in downloads and not (source == CATS_AND_DOGS_FILTERED and Path(source).is_dir()):
+        return _load_download(source, download_url or downloads[source], image_size, cache_dir,
+                              jfif_only, log, expected_sha256, progress, show_progress)
+    return _load_folder(source, image_size, cache_dir, jfif_only, log, show_progress)

@@ -448,9 +448,9 @@ def test_synthetic_set_is_fixed_and_says_so_in_one_line():
     a = load_dataset(None, image_size=32, seed=0, log=logs.append)
     b = load_dataset("synthetic", image_size=32, seed=99, log=lambda m: None)
     assert len(logs) == 1 and "synthetic" in logs[0].lower() and "not photos" in logs[0]
-    assert a.train_x.shape == (800, 3, 32, 32) and a.val_x.shape == (200, 3, 32, 32)
+    assert a.train_x.shape == (2000, 3, 32, 32) and a.val_x.shape == (400, 3, 32, 32)
     assert a.train_x.dtype == np.uint8 and a.train_y.dtype == np.uint8
-    assert np.bincount(a.train_y).tolist() == [400, 400] and np.bincount(a.val_y).tolist() == [100, 100]
+    assert np.bincount(a.train_y).tolist() == [1000, 1000] and np.bincount(a.val_y).tolist() == [200, 200]
     for name in ("train_x", "train_y", "val_x", "val_y"):
         assert np.array_equal(getattr(a, name), getattr(b, name))
     assert a.identity["name"] == "synthetic"
@@ -488,7 +488,7 @@ def test_synthetic_classes_differ_in_texture_not_in_colour():
 
 def test_batch_scales_to_unit_range_in_any_index_order():
     ds = load_dataset(None, image_size=8, log=lambda m: None)
-    idx = np.array([5, 0, 5, 799, 3])
+    idx = np.array([5, 0, 5, 1999, 3])
     x, y = ds.batch("train", idx)
     assert x.dtype == np.float32 and x.flags.c_contiguous and x.shape == (5, 3, 8, 8)
     assert np.array_equal(x, (ds.train_x[idx].astype(np.float64) / 255.0).astype(np.float32))

@@ -2,6 +2,7 @@
 checksum mismatch, member CRCs, re-verified cache, refused archives moved aside, interrupted
 transfers, servers ignoring Range, offline message, safe unzip."""
 import hashlib
+import json
 import http.server
 import io
 import json
@@ -16,7 +17,7 @@ from PIL import Image
 from imagedata import DataError, load_dataset
 from imagedata import download as download_mod
 from imagedata.archive import extract_zip
-from imagedata.download import TerminalBar, archive_folder
+from imagedata.download import archive_folder
 
 SIZE = 12
 NAME = "kagglecatsanddogs_test.zip"
@@ -67,11 +68,12 @@ def unsafe_archive():
 
 
 class Server:
-    """Serves ARCHIVE at /NAME, honouring Range unless told not to; can cut a response short."""
+    """Serves `payload` (default ARCHIVE) at /`name` (default NAME), honouring Range unless told not
+    to; can cut a response short."""
 
-    def __init__(self):
+    def __init__(self, name=NAME, payload=ARCHIVE):
+        self.name, self.payload = name, payload
         self.ranges = []  # Range header of every request (None when absent)
-        self.body = ARCHIVE  # what /NAME serves
         self.honour_range = True
         self.cut_after = None  # send only this many body bytes of the next response, then close
         owner = self
@@ -79,10 +81,10 @@ class Server:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 owner.ranges.append(self.headers.get("Range"))
-                if self.path != f"/{NAME}":
+                if self.path != f"/{owner.name}":
                     self.send_error(404)
                     return
-                start, whole = 0, owner.body
+                start, whole = 0, owner.payload
                 header = self.headers.get("Range")
                 if header and owner.honour_range:
                     start = int(header.split("=")[1].split("-")[0])
@@ -108,7 +110,7 @@ class Server:
                 pass
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/{NAME}"
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
@@ -253,25 +255,25 @@ def test_checksum_mismatch_rejects_and_moves_the_file_aside(server, tmp_path):
 
 def test_a_member_failing_its_crc_is_refused_before_use(server, tmp_path):
     cache = tmp_path / "cache"
-    server.body = crc_broken_archive()
+    server.payload = crc_broken_archive()
     with pytest.raises(DataError, match=r"'readme\[1\].txt' does not match the CRC-32") as info:
         fetch(server, cache)
     assert "\n" not in str(info.value) and "run again" in str(info.value)
     folder = archive_folder(server.url, cache / "downloads")
-    assert_moved_aside(folder, server.body)
+    assert_moved_aside(folder, server.payload)
     assert not (cache / "extracted").exists()
-    server.body = ARCHIVE  # the next run downloads a good copy
+    server.payload = ARCHIVE  # the next run downloads a good copy
     ds, _, _ = fetch(server, cache)
     assert ds.identity["archive"]["sha256"] == SHA
 
 
 def test_an_unsafe_archive_is_refused_and_moved_aside(server, tmp_path):
     cache = tmp_path / "cache"
-    server.body = unsafe_archive()
+    server.payload = unsafe_archive()
     with pytest.raises(DataError, match="unsafe path") as info:
         fetch(server, cache)
     assert "moved it aside" in str(info.value)
-    assert_moved_aside(archive_folder(server.url, cache / "downloads"), server.body)
+    assert_moved_aside(archive_folder(server.url, cache / "downloads"), server.payload)
     assert not list(tmp_path.rglob("escaped.txt"))
 
 
@@ -360,11 +362,83 @@ def test_broken_zip_is_a_data_error_and_leaves_nothing(tmp_path):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["x.lock"]
 
 
-def test_terminal_bar_redraws_only_on_percent_change():
-    out = io.StringIO()
-    bar = TerminalBar(out)
-    bar(50, 200)
-    bar(51, 200)  # still 25 %: no redraw
-    bar(200, 200)
-    text = out.getvalue()
-    assert text.count("\r") == 2 and " 25%" in text and "100%" in text and text.endswith("\n")
+# ---------------------------------------------------------------- TensorFlow's cats_and_dogs_filtered
+
+def make_filtered_archive():
+    """A small zip in the layout of TensorFlow's cats_and_dogs_filtered.zip (with its script)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for split, count in (("train", 4), ("validation", 2)):
+            for label, cls in enumerate(["cats", "dogs"]):
+                for i in range(count):
+                    zf.writestr(f"cats_and_dogs_filtered/{split}/{cls}/{cls[:-1]}.{i}.jpg",
+                                jpeg(100 + 10 * label + i + 50 * (split == "train")))
+        zf.writestr("cats_and_dogs_filtered/vectorize.py", b"print('not an image')\n")
+    return buf.getvalue()
+
+
+FILTERED = make_filtered_archive()
+
+
+@pytest.fixture
+def filtered_server():
+    s = Server("cats_and_dogs_filtered_test.zip", FILTERED)
+    yield s
+    s.close()
+
+
+def test_filtered_photos_download_resume_and_load_in_tensorflows_split(filtered_server, tmp_path):
+    cache = tmp_path / "cache"
+    url = filtered_server.url
+    part = archive_folder(url, cache / "downloads") / "cats_and_dogs_filtered_test.zip.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(FILTERED[:700])  # an interrupted earlier download
+    logs = []
+    ds = load_dataset("cats_and_dogs_filtered", image_size=SIZE, cache_dir=cache, log=logs.append,
+                      download_url=url, show_progress=False)
+    assert filtered_server.ranges == ["bytes=700-"]
+    assert ds.identity["name"] == "cats_and_dogs_filtered" and ds.identity["layout"] == "tensorflow"
+    assert ds.identity["archive"]["sha256"] == hashlib.sha256(FILTERED).hexdigest()
+    assert np.bincount(ds.train_y).tolist() == [4, 4] and np.bincount(ds.val_y).tolist() == [2, 2]
+    # the cached archive and arrays are reused: no second request
+    again = load_dataset("cats_and_dogs_filtered", image_size=SIZE, cache_dir=cache,
+                         log=lambda m: None, download_url=url, show_progress=False)
+    assert again.identity["cache_used"] and len(filtered_server.ranges) == 1
+
+
+def test_filtered_archive_is_checked_against_its_size_on_record_and_its_crcs(tmp_path):
+    cache = tmp_path / "cache"
+    # served under the real name, the test archive has the wrong size: refused and deleted
+    real_name = Server("cats_and_dogs_filtered.zip", FILTERED)
+    try:
+        with pytest.raises(DataError, match="68,606,236"):
+            load_dataset("cats_and_dogs_filtered", image_size=SIZE, cache_dir=cache,
+                         log=lambda m: None, download_url=real_name.url, show_progress=False)
+        assert not any(p.suffix in (".zip", ".part") for p in (cache / "downloads").rglob("*"))
+    finally:
+        real_name.close()
+    # one flipped byte inside a member's compressed data: its CRC-32 no longer matches
+    broken = bytearray(FILTERED)
+    broken[FILTERED.index(b"cats_and_dogs_filtered/train/cats/cat.0.jpg") + 200] ^= 0xFF
+    bad = Server("cats_and_dogs_filtered_bad.zip", bytes(broken))
+    try:
+        with pytest.raises(DataError, match="CRC|not a valid zip"):
+            load_dataset("cats_and_dogs_filtered", image_size=SIZE, cache_dir=cache,
+                         log=lambda m: None, download_url=bad.url, show_progress=False)
+        assert not any(p.suffix in (".zip", ".part") for p in (cache / "downloads").rglob("*"))
+    finally:
+        bad.close()
+
+
+def test_run_py_trains_on_the_downloaded_filtered_photos(filtered_server, tmp_path, monkeypatch):
+    import imagedata.loader
+    import run
+    monkeypatch.setattr(imagedata.loader, "FILTERED_URL", filtered_server.url)
+    out = tmp_path / "run"
+    code = run.main(["--data", "cats_and_dogs_filtered", "--image-size", "32", "--batch", "4",
+                     "--max-epochs", "1", "--kernels", "reference", "--out", str(out),
+                     "--cache-dir", str(tmp_path / "cache"), "--quiet"])
+    assert code == 0
+    dataset = json.loads((out / "config.json").read_text())["dataset"]
+    assert dataset["name"] == "cats_and_dogs_filtered" and dataset["source"] == filtered_server.url
+    assert dataset["n_train"] == 8 and dataset["n_val"] == 4
