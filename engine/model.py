@@ -157,7 +157,7 @@ def build_model(config=ModelConfig(), seed=0, dtype="float32", kernels="fast", x
     layers = []
     for i in range(1, len(config.filters) + 1):
         w, b = params[f"conv{i}.weight"], params[f"conv{i}.bias"]
-        if kernels == "fast":
+        if kernels != "reference":
             layers.append(ConvReLUPool(w, b, kernels))
         else:
             layers += [Conv2D(w, b), ReLU(), MaxPool2D()]
