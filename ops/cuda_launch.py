@@ -7,16 +7,21 @@ thread, with CUDA's blocks, shared memory and barriers. That is how CI executes 
 
 Every kernel walks its elements with a grid-stride loop (element t, t + gridsize, ...), so any grid
 covers any size: on a GPU the grid fills the device; under the simulator, where each thread costs
-an interpreter thread, a few blocks walk many elements each.
+an interpreter thread, two small blocks walk many elements each.
 """
 import math
 
 from numba import cuda
 from numba.core import config
 
-THREADS = 128  # threads per block; a power of two, which block_sum's tree relies on
 SIMULATED = bool(config.ENABLE_CUDASIM)
-MAX_BLOCKS = 3 if SIMULATED else 4096
+# Threads per block, a power of two (block_sum's tree relies on it), and the most blocks a launch
+# uses. The simulator starts an operating-system thread per CUDA thread, and a manager thread polls
+# them while they take turns at the interpreter lock: every hand-over waits for the scheduler, so
+# on a loaded machine a launch of 384 threads took seconds of waiting for milliseconds of work. In
+# simulation a launch has two blocks of 16 threads, still several of each for every barrier.
+THREADS = 16 if SIMULATED else 128
+MAX_BLOCKS = 2 if SIMULATED else 4096
 
 
 def blocks_for(total):

@@ -9,12 +9,15 @@ from cuda_harness import ON_GPU, TOLERANCE, max_relative_error, on_host, xp
 from engine.model import ModelConfig, build_model
 from engine.sgd import SGD
 
-# a GPU can afford the study's real image size; the simulator runs one Python thread per CUDA thread
+# A GPU can afford the study's real image size and both dtypes. The simulator interprets every
+# thread (about 15 s of CPU for this net at 32 px, batch 2, in one dtype), so CI checks the net in
+# float64, the tighter bound; every kernel is checked in both dtypes by test_cuda_kernels.py.
 IMAGE_SIZE = int(os.environ.get("BATCHLAB_CUDA_MODEL_SIZE", 128 if ON_GPU else 32))
 BATCH = 8 if ON_GPU else 2
+DTYPES = [np.float32, np.float64] if ON_GPU else [np.float64]
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_study_net_loss_gradient_and_update_match_cpu_reference(dtype):
     config = ModelConfig(image_size=IMAGE_SIZE)
     rng = np.random.default_rng(0)
