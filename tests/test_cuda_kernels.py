@@ -1,6 +1,7 @@
 """Every GPU kernel (ops/cuda_*.py) against the NumPy reference, run by numba's CUDA simulator in CI
 (tests/cuda_harness.py) and on a real GPU by bench/gpu_check.sh. Shapes are odd on purpose: batch 1,
-1 and 64 channels, sizes that are neither even nor multiples of the 128-thread block."""
+1 and 64 channels, odd sizes that pooling floors, element counts that do not divide evenly among the
+launched threads."""
 import numpy as np
 import pytest
 from cuda_harness import TOLERANCE, max_relative_error, on_device, on_host
