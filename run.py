@@ -99,7 +99,8 @@ def train_parser():
                    help="images are resized to this many pixels square")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--kernels", choices=("reference", "fast"), default="fast",
-                   help="CPU kernels: readable NumPy reference or fused numba")
+                   help="readable NumPy/CuPy reference, or the fused kernels "
+                        "(numba on the CPU, numba.cuda with --device cuda)")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="threads per rank (default: cores / ranks on this node)")
     p.add_argument("--eval-batch", type=positive_int, default=256,
@@ -299,8 +300,8 @@ def train_command(argv, comm):
     if args.sha256 is not None and args.data != "cats_vs_dogs":
         raise UsageError("--sha256 pins the downloaded archive; use it with --data cats_vs_dogs")
     xp = select_device(args.device, comm)
-    if args.device == "cuda":
-        args.kernels = "reference"  # the GPU runs the backend-neutral reference code with CuPy
+    if args.device == "cuda" and args.kernels == "fast":
+        args.kernels = "cuda"  # the numba.cuda kernels on CuPy arrays; "reference" stays the CuPy reference
     data = load_data(args, comm, log)
     if args.batch > len(data.train_y):
         raise UsageError(f"--batch {args.batch} is larger than the training set "

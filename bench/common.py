@@ -54,18 +54,20 @@ def write_result(name, payload):
     return path
 
 
-def study_net_step(kernels, batch, image_size, seed=0):
+def study_net_step(kernels, batch, image_size, seed=0, xp=None):
     """The study's net with random inputs and one training step (forward, backward, SGD update) as a
-    callable; returns (model, sgd, x, y, step)."""
+    callable; returns (model, sgd, x, y, step). `xp` (default numpy) is where theta and the batch
+    live; the step ends by reading the loss and update norm back, so a timed GPU step has finished."""
     import numpy as np
+    xp = np if xp is None else xp
 
     from engine.model import ModelConfig, build_model
     from engine.sgd import SGD
-    model = build_model(ModelConfig(image_size=image_size), seed=seed, kernels=kernels)
+    model = build_model(ModelConfig(image_size=image_size), seed=seed, kernels=kernels, xp=xp)
     sgd = SGD(model.theta, model.grad)
     rng = np.random.default_rng(seed)
-    x = rng.random((batch, 3, image_size, image_size), dtype=np.float32)
-    y = (rng.random(batch) > 0.5).astype(np.float32)
+    x = xp.asarray(rng.random((batch, 3, image_size, image_size), dtype=np.float32))
+    y = xp.asarray((rng.random(batch) > 0.5).astype(np.float32))
 
     def step():
         model.loss_and_grad(x, y)

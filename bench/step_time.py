@@ -1,6 +1,7 @@
 """Training-step throughput of the study's net (128 px): forward + backward + SGD update.
 
     python bench/step_time.py [--batches 32 64 128 256] [--kernels reference fast] [--torch]
+    python bench/step_time.py --device cuda --kernels cuda reference --torch --name step_time_cuda
 
 Times our engine with each kernel set and, when PyTorch is installed and --torch is given, the same
 net in PyTorch (NCHW and channels_last) in the same process, so the ratios come from one run on one
@@ -20,25 +21,35 @@ from bench.common import (RESULTS, best_time, machine_info, peak_rss_mb, study_n
                           write_result)
 
 
-def time_engine(kernels, batch, image_size, repeats):
+def array_module(device):
+    """numpy for cpu, cupy for cuda."""
+    if device == "cuda":
+        import cupy
+        return cupy
+    import numpy
+    return numpy
+
+
+def time_engine(kernels, batch, image_size, repeats, device="cpu"):
     """Seconds per training step of our engine, and peak RSS."""
-    *_, step = study_net_step(kernels, batch, image_size)
+    *_, step = study_net_step(kernels, batch, image_size, xp=array_module(device))
     seconds = best_time(step, repeats, warmup=2)
     return seconds, peak_rss_mb()
 
 
-def time_eval(kernels, batch, image_size, repeats):
-    """Seconds per no-grad forward pass of a batch."""
+def time_eval(kernels, batch, image_size, repeats, device="cpu"):
+    """Seconds per no-grad forward pass of a batch (ends by reading the loss back)."""
     import numpy as np
 
     from engine.model import ModelConfig, build_model
-    model = build_model(ModelConfig(image_size=image_size), seed=0, kernels=kernels)
-    x = np.random.default_rng(0).random((batch, 3, image_size, image_size), dtype=np.float32)
-    y = np.zeros(batch, dtype=np.float32)
+    xp = array_module(device)
+    model = build_model(ModelConfig(image_size=image_size), seed=0, kernels=kernels, xp=xp)
+    x = xp.asarray(np.random.default_rng(0).random((batch, 3, image_size, image_size), dtype=np.float32))
+    y = xp.zeros(batch, dtype=np.float32)
     return best_time(lambda: model.evaluate(x, y, batch_size=batch), repeats, warmup=2), peak_rss_mb()
 
 
-def time_torch(memory_format, batch, image_size, repeats):
+def time_torch(memory_format, batch, image_size, repeats, device="cpu"):
     """Seconds per training step of the same net in PyTorch, and peak RSS."""
     import torch
     from torch import nn
@@ -50,11 +61,12 @@ def time_torch(memory_format, batch, image_size, repeats):
     feature = image_size // 32
     net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(64 * feature * feature, 256), nn.ReLU(),
                         nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 1))
-    x = torch.rand(batch, 3, image_size, image_size)
+    net = net.to(device)
+    x = torch.rand(batch, 3, image_size, image_size, device=device)
     if memory_format == "channels_last":
         net = net.to(memory_format=torch.channels_last)
         x = x.to(memory_format=torch.channels_last)
-    y = (torch.rand(batch, 1) > 0.5).float()
+    y = (torch.rand(batch, 1, device=device) > 0.5).float()
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     loss_fn = nn.BCEWithLogitsLoss()
 
@@ -62,18 +74,21 @@ def time_torch(memory_format, batch, image_size, repeats):
         opt.zero_grad(set_to_none=False)
         loss_fn(net(x), y).backward()
         opt.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
     return best_time(step, repeats, warmup=2), peak_rss_mb()
 
 
 def measure_one(spec):
     """Run one configuration (called in a subprocess) and print its JSON result."""
     kind, variant, batch, size, repeats = spec["kind"], spec["variant"], spec["batch"], spec["size"], spec["repeats"]
+    device = spec.get("device", "cpu")
     if kind == "engine":
-        seconds, rss = time_engine(variant, batch, size, repeats)
+        seconds, rss = time_engine(variant, batch, size, repeats, device)
     elif kind == "eval":
-        seconds, rss = time_eval(variant, batch, size, repeats)
+        seconds, rss = time_eval(variant, batch, size, repeats, device)
     else:
-        seconds, rss = time_torch(variant, batch, size, repeats)
+        seconds, rss = time_torch(variant, batch, size, repeats, device)
     print(json.dumps({**spec, "seconds": seconds, "images_per_s": batch / seconds, "peak_rss_mb": rss}))
 
 
@@ -120,6 +135,8 @@ def main():
     parser.add_argument("--torch", action="store_true", help="also time PyTorch (if installed)")
     parser.add_argument("--eval", action="store_true", help="also time no-grad evaluation")
     parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where theta and the batch live (cuda: CuPy arrays, --kernels cuda/reference)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--name", default="step_time")
@@ -141,13 +158,14 @@ def main():
         for kind, variant in specs:
             repeats = args.repeats if batch <= 64 or variant != "reference" else max(2, args.repeats // 2)
             spec = {"kind": kind, "variant": variant, "batch": batch, "size": args.image_size,
-                    "repeats": repeats}
+                    "repeats": repeats, "device": args.device}
             row = run_subprocess(spec, args.threads)
             rows.append(row)
             print(f"{kind:6s} {variant:14s} bs {batch:4d}: {row['images_per_s']:8.0f} img/s  "
                   f"{row['seconds'] * 1e3:8.1f} ms/step  peak {row['peak_rss_mb']:.0f} MB", flush=True)
     table = markdown_table(rows, args.batches)
-    write_result(args.name, {"machine": machine_info(), "threads": args.threads, "rows": rows})
+    write_result(args.name, {"machine": machine_info(), "threads": args.threads, "device": args.device,
+                             "rows": rows})
     (RESULTS / f"{args.name}.md").write_text(table)
     print(table)
 

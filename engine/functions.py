@@ -92,16 +92,21 @@ class BCEWithLogitsFn(Function):
 
     The denominator is the GLOBAL batch size: with the batch split over ranks, each rank's loss is its
     share of the global mean, so summing gradients across ranks gives exactly the global mean's
-    gradient.
+    gradient. With `kernels="cuda"` one GPU kernel computes the losses and the gradient together.
     """
 
-    def __init__(self, denominator):
-        self.denominator = denominator
+    def __init__(self, denominator, kernels="fast"):
+        self.denominator, self.kernels = denominator, kernels
 
     def forward(self, logits, labels):
         self.logits, self.labels = logits, labels
+        if self.kernels == "cuda":
+            from ops.cuda_loss import bce_with_logits
+            loss_sum, self.gz = bce_with_logits(logits.reshape(-1), labels, self.denominator)
+            return loss_sum / self.denominator
         return bce_with_logits_sum(logits.reshape(-1), labels) / self.denominator
 
     def backward(self, g):
-        gz = bce_with_logits_grad(self.logits.reshape(-1), self.labels, self.denominator)
+        gz = self.gz if self.kernels == "cuda" else bce_with_logits_grad(
+            self.logits.reshape(-1), self.labels, self.denominator)
         return (g * gz).reshape(self.logits.shape), None

@@ -19,7 +19,7 @@ from .layers import Conv2D, ConvReLUPool, Dense, Flatten, MaxPool2D, ReLU
 from .params import FlatParameters
 from .tensor import Tensor, no_grad
 
-KERNEL_CHOICES = ("reference", "fast")
+KERNEL_CHOICES = ("reference", "fast", "cuda")
 
 
 class ModelConfigError(ValueError):
@@ -115,7 +115,7 @@ class Model:
         denominator = len(x) if denominator is None else denominator
         self.params.zero_grad()
         logits = self.forward(Tensor(x))
-        loss = BCEWithLogitsFn(denominator)(logits, Tensor(y))
+        loss = BCEWithLogitsFn(denominator, self.kernels)(logits, Tensor(y))
         correct = count_correct(logits.data.reshape(-1), y)
         loss.backward()
         return float(loss.data), correct
@@ -127,7 +127,7 @@ class Model:
             for start in range(0, len(x), batch_size):
                 xb, yb = self._as_arrays(x[start:start + batch_size], y[start:start + batch_size])
                 logits = self.forward(Tensor(xb)).data.reshape(-1)
-                loss_sum += float(BCEWithLogitsFn(1).forward(logits, yb))
+                loss_sum += float(BCEWithLogitsFn(1, self.kernels).forward(logits, yb))
                 correct += count_correct(logits, yb)
         return loss_sum, correct, len(x)
 
@@ -141,7 +141,8 @@ def build_model(config=ModelConfig(), seed=0, dtype="float32", kernels="fast", x
     """Build the net with seeded Glorot-uniform weights and zero biases.
 
     `kernels="reference"` uses separate readable Conv2D/ReLU/MaxPool2D layers; "fast" uses the fused
-    block (numba on CPU). Both share one parameter layout, so weights move freely between them.
+    block (numba on CPU); "cuda" the fused block and the loss as numba.cuda kernels (on CuPy arrays,
+    or NumPy arrays under numba's CUDA simulator). All share one parameter layout, so weights move freely between them.
     The fast CPU model also makes the process recycle freed memory (ops.numba_heap), so training
     steps stop page-faulting their activations in afresh.
     """
@@ -156,7 +157,7 @@ def build_model(config=ModelConfig(), seed=0, dtype="float32", kernels="fast", x
     layers = []
     for i in range(1, len(config.filters) + 1):
         w, b = params[f"conv{i}.weight"], params[f"conv{i}.bias"]
-        if kernels == "fast":
+        if kernels != "reference":
             layers.append(ConvReLUPool(w, b, kernels))
         else:
             layers += [Conv2D(w, b), ReLU(), MaxPool2D()]

@@ -9,8 +9,10 @@ output instead of any activation:
 Since ReLU is monotone, maxpool(relu(a)) = relu(maxpool(a)), and the gradient reaches the
 pre-activation only at the winner of a window whose maximum is positive.
 
-`kernels="reference"` composes the readable ops in conv.py/pool.py (and is the CuPy path);
-`kernels="fast"` calls the numba kernels in block_numba.py (CPU only).
+`kernels="reference"` composes the readable ops in conv.py/pool.py (on NumPy or CuPy arrays);
+`kernels="fast"` calls the numba kernels in block_numba.py (CPU arrays; GPU arrays fall back to the
+reference); `kernels="cuda"` calls the numba.cuda kernels in cuda_block.py (CuPy arrays on a GPU,
+NumPy arrays under numba's CUDA simulator).
 """
 from .backend import array_module, is_gpu_array
 from .conv import conv2d_backward, conv2d_forward
@@ -36,23 +38,30 @@ def conv_relu_pool_backward_reference(x, w, code, gy, need_gx=True):
     return conv2d_backward(x, w, g_pre, need_gx=need_gx)
 
 
-def _use_numba(x, kernels):
-    if kernels not in ("reference", "fast"):
-        raise ValueError(f"kernels must be 'reference' or 'fast', got {kernels!r}")
-    return kernels == "fast" and not is_gpu_array(x)
+def _kernel_module(x, kernels):
+    """The module with the chosen kernels for arrays like x, or None for the reference."""
+    if kernels not in ("reference", "fast", "cuda"):
+        raise ValueError(f"kernels must be 'reference', 'fast' or 'cuda', got {kernels!r}")
+    if kernels == "cuda":
+        from . import cuda_block
+        return cuda_block
+    if kernels == "fast" and not is_gpu_array(x):
+        from . import block_numba
+        return block_numba
+    return None
 
 
 def conv_relu_pool_forward(x, w, b, kernels="fast"):
     """Fused conv+bias+ReLU+pool forward with the chosen kernels; returns (output, code)."""
-    if _use_numba(x, kernels):
-        from . import block_numba
-        return block_numba.conv_relu_pool_forward(x, w, b)
+    module = _kernel_module(x, kernels)
+    if module is not None:
+        return module.conv_relu_pool_forward(x, w, b)
     return conv_relu_pool_reference(x, w, b)
 
 
 def conv_relu_pool_backward(x, w, code, gy, need_gx=True, kernels="fast"):
     """Fused backward with the chosen kernels; returns (gx or None, gw, gb)."""
-    if _use_numba(x, kernels):
-        from . import block_numba
-        return block_numba.conv_relu_pool_backward(x, w, code, gy, need_gx=need_gx)
+    module = _kernel_module(x, kernels)
+    if module is not None:
+        return module.conv_relu_pool_backward(x, w, code, gy, need_gx=need_gx)
     return conv_relu_pool_backward_reference(x, w, code, gy, need_gx=need_gx)
