@@ -395,7 +395,7 @@ def prepare_environment(settings, comm, cache_dir):
         comm.barrier()
     if comm.any_flag(error is not None):
         raise StudyError(error or "the data could not be loaded on another rank")
-    cli.warm_up_kernels(comm, settings.kernels)
+    cli.warm_up_kernels(comm, settings.kernels, log)
 
 
 def run_workers(argv, workers, threads):
