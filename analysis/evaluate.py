@@ -7,17 +7,15 @@ chunks, so on the run's own validation split it reproduces the validation loss t
 """
 import argparse
 import json
-import sys
 
 import numpy as np
 
 from .data import build_run_model, load_run_dataset
-from .errors import AnalysisError
+from .errors import EXIT_OK, AnalysisError, command_main
 from .help_format import DefaultsFormatter, positive_int
 from .progress import quiet, stderr_log
 from .rundir import Run
 
-EXIT_USAGE = 2
 SPLITS = ("val", "train", "all")
 
 
@@ -89,15 +87,8 @@ def evaluate_run(args, log):
 
 def main(argv=None):
     """Entry point of `run.py evaluate`; returns the exit code (2 for a user mistake)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    try:
+    def work(args):
         result = evaluate_run(args, quiet if args.quiet else stderr_log)
-    except AnalysisError as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        return EXIT_USAGE
-    print(json.dumps(result), flush=True)
-    return 0
+        print(json.dumps(result), flush=True)
+        return EXIT_OK
+    return command_main(build_parser, argv, work)

@@ -2,18 +2,16 @@
 epoch) of one or more runs, read from their metrics.jsonl, as one PNG."""
 import argparse
 import os
-import sys
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .errors import AnalysisError  # noqa: E402
+from .errors import EXIT_OK, AnalysisError, command_main  # noqa: E402
 from .help_format import DefaultsFormatter, positive_int  # noqa: E402
 from .rundir import Run  # noqa: E402
 
-EXIT_USAGE = 2
 # (metric key, panel title, y label); one panel per quantity, train solid and validation dashed
 PANELS = (("loss", "loss", "binary cross-entropy"), ("acc", "accuracy", "fraction correct"))
 
@@ -60,21 +58,14 @@ def draw(runs):
 
 def main(argv=None):
     """Entry point of `run.py plot`; returns the exit code (2 for a user mistake)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    try:
+    def work(args):
         runs = [Run(path) for path in args.runs]
         out = args.out or os.path.join(runs[0].path, "curves.png")
         if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
             raise AnalysisError(f"folder of --out {out} does not exist")
         fig = draw(runs)
-    except AnalysisError as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        return EXIT_USAGE
-    fig.savefig(out, dpi=args.dpi)
-    plt.close(fig)
-    print(f"plot: wrote {out}", flush=True)
-    return 0
+        fig.savefig(out, dpi=args.dpi)
+        plt.close(fig)
+        print(f"plot: wrote {out}", flush=True)
+        return EXIT_OK
+    return command_main(build_parser, argv, work)

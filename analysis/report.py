@@ -12,13 +12,12 @@ import sys
 
 import numpy as np
 
-from .errors import AnalysisError
+from .errors import EXIT_OK, command_main
 from .study_figures import all_figures
 from .study_findings import compute_findings
 from .stats import summarize
 from .study_results import StudyResults
 
-EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def build_parser():
@@ -264,18 +263,11 @@ def write_report(study_dir, out=None, dpi=90, title=None):
 
 def main(argv=None):
     """Entry point of `run.py report`; returns the exit code (2 for a user mistake)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    try:
+    def work(args):
         path, files = write_report(args.study, args.out, args.dpi, args.title)
-    except AnalysisError as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        return EXIT_USAGE
-    print(f"wrote {path} and {len(files)} figures", flush=True)
-    return EXIT_OK
+        print(f"wrote {path} and {len(files)} figures", flush=True)
+        return EXIT_OK
+    return command_main(build_parser, argv, work)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 

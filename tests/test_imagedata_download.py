@@ -2,7 +2,6 @@
 checksum mismatch, member CRCs, re-verified cache, refused archives moved aside, interrupted
 transfers, servers ignoring Range, offline message, safe unzip."""
 import hashlib
-import json
 import http.server
 import io
 import json

@@ -8,7 +8,6 @@ import json
 import os
 import re
 
-import numpy as np
 import pytest
 from PIL import Image
 
