@@ -2,8 +2,7 @@
 are the CLI's flag names, so run folders written by earlier versions still resume and read)."""
 import dataclasses
 from dataclasses import dataclass
-
-from engine.train import TrainConfig
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,7 @@ class RunSpec:
 
     def train_config(self):
         """The engine's training settings of this run."""
+        from engine.train import TrainConfig  # numpy loads only after the entry point set threads
         return TrainConfig(batch=self.batch, lr=self.lr, lr_scale=self.lr_scale,
                            base_batch=self.base_batch, warmup_epochs=self.warmup_epochs,
                            max_epochs=self.max_epochs, patience=self.patience, seed=self.seed,
@@ -63,7 +63,6 @@ class RunSpec:
 
     def default_name(self, dataset_name, ranks):
         """<data>-bs<batch>-lr<lr>-<scale>-s<seed>[-r<ranks>]: the folder name of a run without --out."""
-        from pathlib import Path
         data = Path(self.data).name if self.data else dataset_name
         name = f"{data}-bs{self.batch}-lr{self.lr:g}-{self.lr_scale}-s{self.seed}"
         return name + (f"-r{ranks}" if ranks > 1 else "")
