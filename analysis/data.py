@@ -4,7 +4,6 @@ The model architecture comes from config.json ("model"), the data source and ima
 training arguments; `--data` and `--cache-dir` can override where the images are found. Everything
 that touches the image loader sits in `load_run_dataset`.
 """
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +13,6 @@ from .objective import ModelObjective
 from .rundir import layout_key
 
 SPLITS = ("train", "val")
-
-
-def default_cache_dir():
-    """The image cache training uses: $BATCHLAB_CACHE, else ~/.cache/batchlab."""
-    return Path(os.environ.get("BATCHLAB_CACHE", Path.home() / ".cache" / "batchlab"))
 
 
 def build_run_model(run, dtype="float32", kernels="fast"):
@@ -43,7 +37,7 @@ def load_run_dataset(run, data=None, cache_dir=None, log=None, show_progress=Tru
     source = data if data is not None else run.args.get("data")
     try:
         return load_dataset(source, image_size=int(run.args.get("image_size", 128)),
-                            cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
+                            cache_dir=Path(cache_dir) if cache_dir else None,
                             jfif_only=bool(run.args.get("jfif_only", False)),
                             show_progress=show_progress,
                             **({} if log is None else {"log": log}))

@@ -12,9 +12,10 @@ dies with its process, so a killed study leaves nothing stale, and any number of
 with `--parallel runs`, or separately started commands) share one study folder without
 coordination. Without mpirun, `--workers N` (default: one per core) starts N worker processes of
 this same command, one thread each: on a small machine, whole runs side by side use the cores far
-better than threads inside one small-image run. Runs are trained in-process through run.py's `train_command`: the numba kernels and
-the decoded images are loaded once per process instead of once per run, and the exit code tells
-diverged (recorded, the study goes on) from interrupted (the study stops; the same command resumes).
+better than threads inside one small-image run. Runs are trained in-process through the runner's
+`train_run` (runner/): the numba kernels and the decoded images are loaded once per process
+instead of once per run, and the outcome tells diverged (recorded, the study goes on) from
+interrupted (the study stops; the same command resumes).
 """
 import argparse
 import contextlib
@@ -243,25 +244,19 @@ class Study:
 
     # ---- executing ---------------------------------------------------------------------------
     def train(self, planned, comm):
-        """Train one run in-process with run.py's training command on `comm`."""
-        import run as cli
+        """Train one run in-process through the runner on `comm`."""
+        from runner import UsageError, train_run
         folder = self.run_dir(planned.name)
         resume = os.path.exists(os.path.join(folder, "config.json"))
-        argv = planned.train_argv(self.settings, folder, resume)
-        if self.cache_dir:
-            argv += ["--cache-dir", self.cache_dir]
         self.say(f"training {planned.name} ({'resuming' if resume else 'new'}; "
                  f"{', '.join(planned.groups)})")
         started = time.perf_counter()
-        handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            code = cli.train_command(argv, comm)
-        except cli.UsageError as error:
+            outcome = train_run(planned.run_spec(self.settings, self.cache_dir), folder, comm,
+                                resume=resume, log=lambda message: None)
+        except UsageError as error:
             raise StudyError(f"{planned.name}: {error}") from None
-        finally:
-            for sig, handler in handlers.items():
-                signal.signal(sig, handler)
-        if code == cli.EXIT_INTERRUPTED:
+        if outcome.status == "interrupted":
             raise StudyInterrupted(planned.name)
         self.trained += 1
         status = read_json(os.path.join(folder, "status.json")) or {}
@@ -369,13 +364,9 @@ class Study:
 
 def load_study_dataset(settings, cache_dir):
     """The study's images (decoded into the cache on first use); DataError becomes StudyError."""
-    from pathlib import Path
-
-    import run as cli
     from imagedata import DataError, load_dataset
     try:
-        return load_dataset(settings.data, image_size=settings.image_size,
-                            cache_dir=Path(cache_dir) if cache_dir else cli.DEFAULT_CACHE,
+        return load_dataset(settings.data, image_size=settings.image_size, cache_dir=cache_dir,
                             jfif_only=settings.jfif_only)
     except DataError as exc:
         raise StudyError(str(exc)) from None
@@ -384,7 +375,7 @@ def load_study_dataset(settings, cache_dir):
 def prepare_environment(settings, comm, cache_dir):
     """Build the image cache and compile the kernels rank by rank before the ranks start working
     (concurrent builds of one cache entry or one numba cache would only wait on each other)."""
-    import run as cli
+    from engine.kernel_cache import warm_up_kernels
     error = None
     for turn in ("root", "others"):
         if (turn == "root") == (comm.rank == 0):
@@ -395,18 +386,20 @@ def prepare_environment(settings, comm, cache_dir):
         comm.barrier()
     if comm.any_flag(error is not None):
         raise StudyError(error or "the data could not be loaded on another rank")
-    cli.warm_up_kernels(comm, settings.kernels, log)
+    warm_up_kernels(comm, settings.kernels, log)
 
 
 def run_workers(argv, workers, threads):
     """Start `workers` processes of this study command (one queue, shared through the locks), wait
     for them, and return the combined outcome. SIGTERM is passed on; Ctrl-C already reaches the
     whole process group, so SIGINT is not sent a second time (a second one aborts a run mid-step)."""
-    import run as cli
-    command = [sys.executable, str(cli.HERE / "run.py"), "study"] + list(argv)
+    command = [sys.executable, "-m", "batchlab", "study"] + list(argv)
     if "--threads" not in argv and not any(a.startswith("--threads=") for a in argv):
         command += ["--threads", str(threads)]
-    children = [subprocess.Popen(command + ["--worker"]) for _ in range(workers)]
+    source_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where batchlab/ is
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source_root,
+                                                                     os.environ.get("PYTHONPATH")]))}
+    children = [subprocess.Popen(command + ["--worker"], env=env) for _ in range(workers)]
     log(f"started {workers} worker processes ({threads} thread(s) each): "
         + ", ".join(str(c.pid) for c in children))
 

@@ -156,22 +156,16 @@ class PlannedRun:
         """Folder name under <study>/runs."""
         return run_name(self.batch, self.lr, self.seed)
 
-    def train_argv(self, settings, out, resume):
-        """The run.py training arguments of this run."""
-        argv = ["--batch", str(self.batch), "--lr", repr(self.lr), "--lr-scale", "none",
-                "--base-batch", str(settings.base_batch), "--seed", str(self.seed),
-                "--image-size", str(settings.image_size), "--max-epochs", str(settings.max_epochs),
-                "--patience", str(settings.patience), "--eval-batch", str(settings.eval_batch),
-                "--kernels", settings.kernels, "--out", str(out), "--quiet"]
-        if settings.data is not None:
-            argv += ["--data", settings.data]
-        if settings.jfif_only:
-            argv.append("--jfif-only")
-        if settings.snapshot_levels:
-            argv += ["--snapshot-levels", ",".join(f"{v:g}" for v in settings.snapshot_levels)]
-        if resume:
-            argv.append("--resume")
-        return argv
+    def run_spec(self, settings, cache_dir=None):
+        """The RunSpec of this run (levels rounded to 6 digits, as the study always recorded them)."""
+        from runner import RunSpec
+        levels = settings.snapshot_levels
+        return RunSpec(data=settings.data, batch=self.batch, lr=self.lr, lr_scale="none",
+                       base_batch=settings.base_batch, seed=self.seed, image_size=settings.image_size,
+                       max_epochs=settings.max_epochs, patience=settings.patience,
+                       eval_batch=settings.eval_batch, kernels=settings.kernels,
+                       jfif_only=bool(settings.jfif_only), quiet=True, cache_dir=cache_dir,
+                       snapshot_levels=tuple(float(f"{v:g}") for v in levels) if levels else None)
 
 
 def plan_runs(settings):

@@ -1,4 +1,5 @@
-"""Is numba's on-disk cache of the fast kernels cold (so the coming warm-up compiles for a while)?"""
+"""Is numba's on-disk cache of the fast kernels cold (so the coming warm-up compiles for a while)?
+And the warm-up itself, rank by rank."""
 from pathlib import Path
 
 COMPILE_NOTICE = "compiling kernels, first run only, ~30 s"
@@ -25,3 +26,17 @@ def kernel_cache_is_cold():
         if not any(folder.glob(f"{module}.{dispatcher.py_func.__qualname__}-*.nbi")):
             return True
     return False
+
+
+def warm_up_kernels(comm, kernels, log=None):
+    """Compile (or load from numba's cache) the fast kernels on rank 0 first: ranks compiling into
+    one on-disk cache at once can race. `log` (if given) hears that a cold cache is compiling."""
+    if kernels != "fast":
+        return
+    from ops import block_numba
+    for turn in ("root", "others"):
+        if (turn == "root") == comm.is_root:
+            if comm.is_root and log is not None and kernel_cache_is_cold():
+                log(COMPILE_NOTICE)
+            block_numba.warmup()
+        comm.barrier()

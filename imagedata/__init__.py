@@ -6,6 +6,6 @@
 """
 from imagedata.dataset import Dataset
 from imagedata.errors import DataError
-from imagedata.loader import load_dataset
+from imagedata.loader import default_cache_dir, load_dataset
 
-__all__ = ["Dataset", "DataError", "load_dataset"]
+__all__ = ["Dataset", "DataError", "default_cache_dir", "load_dataset"]

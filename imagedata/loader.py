@@ -16,11 +16,16 @@ from imagedata.errors import DataError
 from imagedata.layouts import list_source
 from imagedata.split import SPLIT_SEED
 
-DEFAULT_CACHE_DIR = Path("~/.cache/batchlab")
 SYNTHETIC = "synthetic"
 CATS_VS_DOGS = "cats_vs_dogs"
 CATS_AND_DOGS_FILTERED = "cats_and_dogs_filtered"
 MAX_IMAGE_SIZE = 2048
+
+
+def default_cache_dir():
+    """The decoded-image and download cache every command shares: $BATCHLAB_CACHE, else
+    ~/.cache/batchlab (read at call time, so a changed environment is honoured)."""
+    return Path(os.environ.get("BATCHLAB_CACHE", Path.home() / ".cache" / "batchlab"))
 
 
 def _check_image_size(image_size) -> int:
@@ -136,7 +141,7 @@ def load_dataset(source=None, image_size=128, cache_dir=None, seed=0, jfif_only=
     """
     del seed  # documented above: the data never depends on the training seed
     image_size = _check_image_size(image_size)
-    cache_dir = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR).expanduser()
+    cache_dir = Path(cache_dir if cache_dir is not None else default_cache_dir()).expanduser()
     if source is None:
         source = CATS_VS_DOGS if archive_downloaded(DEFAULT_URL, cache_dir / "downloads") else SYNTHETIC
     if source == SYNTHETIC:

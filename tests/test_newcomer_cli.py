@@ -162,7 +162,7 @@ def option_entries(help_text):
             entries[-1] += " " + line.strip()  # continues the entry above
         else:
             entries.append("")  # a positional argument or a blank line ends the entry
-    return [e for e in entries if e.startswith("  -") and not e.startswith("  -h, --help")]
+    return [e for e in entries if e.startswith("  -") and not e.startswith(("  -h, --help", "  --version"))]
 
 
 @pytest.mark.parametrize("command", [

@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import numpy as np  # noqa: E402
 
-import run  # noqa: E402
+from engine.kernel_cache import warm_up_kernels  # noqa: E402
 from engine.model import ModelConfig, build_model  # noqa: E402
 from engine.train import Trainer, TrainConfig, epoch_permutation  # noqa: E402
 from imagedata.decode import decode_file  # noqa: E402
@@ -43,7 +43,7 @@ class Photos:
 def main(root, out):
     comm = get_communicator()
     photos = Photos(root)
-    run.warm_up_kernels(comm, "fast")
+    warm_up_kernels(comm, "fast")
     model = build_model(ModelConfig(), seed=0, kernels="fast")
     single = build_model(ModelConfig(), seed=0, kernels="fast") if comm.is_root else None
     trainer = Trainer(model, photos, comm, TrainConfig(batch=GLOBAL_BATCH, lr=0.05), log=lambda *a: None)
