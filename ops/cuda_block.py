@@ -22,7 +22,8 @@ from .backend import array_module
 from .block import RELU_ZERO
 from .cuda_im2col import col2im, im2col
 from .cuda_launch import launch
-from .cuda_pool import bias_relu_pool_backward, bias_relu_pool_forward, routed_gradient
+from .cuda_pool import (bias_relu_pool_backward, bias_relu_pool_forward, routed_gradient,
+                        store_pooled)
 
 # From this many input channels on, im2col + cuBLAS. Taken over from the CPU measurement
 # (ops/block_numba.py); bench/gpu_check.sh times the study net, not this split.
@@ -61,12 +62,7 @@ def _direct_forward_kernel(x, w, b, zero, y, code):
             if cell == 0 or acc > best:  # strictly greater: ties keep the first maximum
                 best = acc
                 winner = cell
-        if best > 0:
-            y[s, oc, p, q] = best
-            code[s, oc, p, q] = winner
-        else:
-            y[s, oc, p, q] = 0
-            code[s, oc, p, q] = RELU_ZERO
+        store_pooled(y, code, s, oc, p, q, best, winner)
 
 
 @cuda.jit

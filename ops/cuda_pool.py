@@ -29,12 +29,19 @@ def _bias_relu_pool_kernel(pre, b, y, code):
             if value > best:  # strictly greater: ties keep the first maximum
                 best = value
                 winner = cell
-        if best > 0:
-            y[s, oc, p, q] = best
-            code[s, oc, p, q] = winner
-        else:
-            y[s, oc, p, q] = 0
-            code[s, oc, p, q] = RELU_ZERO
+        store_pooled(y, code, s, oc, p, q, best, winner)
+
+
+@cuda.jit(device=True)
+def store_pooled(y, code, s, oc, p, q, best, winner):
+    """Write one pooled output after the ReLU: max(best, 0), and the one-byte code of the window
+    element that won (RELU_ZERO when the ReLU stopped it, so its gradient is 0)."""
+    if best > 0:
+        y[s, oc, p, q] = best
+        code[s, oc, p, q] = winner
+    else:
+        y[s, oc, p, q] = 0
+        code[s, oc, p, q] = RELU_ZERO
 
 
 @cuda.jit(device=True)
