@@ -15,8 +15,8 @@ import numpy as np
 from .errors import EXIT_OK, command_main
 from .study_figures import all_figures
 from .study_findings import compute_findings
-from .stats import summarize
-from .study_results import StudyResults
+from .stats import summarize, welch_difference
+from .study_results import StudyResults, sharpness_key
 
 
 
@@ -205,6 +205,33 @@ def published_section(results):
     return lines + [""]
 
 
+def sharpness_section(results):
+    """Keskar sharpness in every space and box size computed, large vs small batch, per group."""
+    st = results.settings
+    spaces = ("full", "subspace") if st.sharpness_space == "both" else (st.sharpness_space,)
+    S, L = st.small_batch, st.large_batch
+    lines = ["## Sharpness in every space and box size", "",
+             f"Finding 7 reads the first row; the others test the same claim with the random "
+             f"{st.subspace_dim}-dimensional subspace and the other box sizes (bs {L} minus bs {S}, "
+             "Welch's t-test, mean ± sd over seeds).", "",
+             f"| lr | compared | space | eps | bs {S} | bs {L} | effect [95 % CI] | p |",
+             "|---|---|---|---|---|---|---|---|"]
+    for group, lrs in (("base", (st.base_lr, st.base_lr)),
+                       ("scaled", (st.scaled_lr(S), st.scaled_lr(L)))):
+        point = results.points[group]
+        where = "converged" if point and point.level is None else (
+            f"train loss {point.level:g}" if point else "no point")
+        for space in spaces:
+            for eps in st.sharpness_eps:
+                key = sharpness_key(space, eps)
+                small, large = (results.summary(b, lr, key, group) for b, lr in zip((S, L), lrs))
+                effect = welch_difference(large, small, +1)
+                lines.append(f"| {lrs[0]:g} / {lrs[1]:g} | {where} | {space} | {eps:g} | "
+                             f"{small.text('{:.3g}')} | {large.text('{:.3g}')} | "
+                             f"{fmt_effect(effect, '{:+.3g}')} | {fmt_p(effect)} |")
+    return lines + [""]
+
+
 def figures_section(figures):
     """One subsection per figure: image, caption, the article's value, our numbers."""
     lines = ["## Figures", ""]
@@ -253,7 +280,7 @@ def write_report(study_dir, out=None, dpi=90, title=None):
     rows = compute_findings(results)
     title = title or f"Batch-size study ({results.settings.profile} profile)"
     lines = (header_section(results, title) + findings_section(rows) + [""] + caveats_section(results)
-             + published_section(results)
+             + published_section(results) + sharpness_section(results)
              + figures_section(figures) + runs_section(results))
     path = os.path.join(out, "report.md")
     with open(path, "w") as f:
