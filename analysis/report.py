@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from .errors import EXIT_OK, command_main
+from .help_format import DefaultsFormatter
 from .study_figures import all_figures
 from .study_findings import compute_findings
 from .stats import summarize, welch_difference
@@ -22,12 +23,13 @@ from .study_results import StudyResults, sharpness_key
 
 def build_parser():
     """Arguments of `run.py report`."""
-    p = argparse.ArgumentParser(prog="run.py report",
+    p = argparse.ArgumentParser(prog="run.py report", formatter_class=DefaultsFormatter,
                                 description="Write report.md and figures for a study folder.")
     p.add_argument("study", metavar="STUDY_DIR", help="folder written by `run.py study`")
-    p.add_argument("--out", default=None, help="output folder (default STUDY_DIR/report)")
+    p.add_argument("--out", default=None, help="output folder (default: STUDY_DIR/report)")
     p.add_argument("--dpi", type=int, default=90, help="figure resolution")
-    p.add_argument("--title", default=None, help="report title")
+    p.add_argument("--title", default=None,
+                   help="report title (default: 'Batch-size study (<profile> profile)')")
     return p
 
 

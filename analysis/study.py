@@ -19,6 +19,7 @@ interrupted (the study stops; the same command resumes).
 """
 import argparse
 import contextlib
+import dataclasses
 import fcntl
 import os
 import signal
@@ -31,6 +32,7 @@ from datetime import datetime, timezone
 
 from engine.storage import file_lock
 
+from .help_format import DefaultsFormatter
 from .study_plan import PROFILES, StudyError, StudySettings, plan_analyses, plan_runs, plan_summary, settings_from_args
 from .study_projection import projection_lines
 from .study_timing import run_timing, timing_done
@@ -62,14 +64,17 @@ def _float_list(text):
 def build_parser():
     """Study options; every plan setting defaults to the chosen profile's value."""
     p = argparse.ArgumentParser(
-        prog="run.py study", description="Run the article's experiment plan (batch sizes at the base "
+        prog="run.py study", formatter_class=ProfileDefaultsFormatter,
+        description="Run the article's experiment plan (batch sizes at the base "
         "lr, with linear lr scaling, the lr x batch sweep, and the analyses) into one resumable "
         "folder. Run it again to continue; finished runs are never repeated. Under mpirun, "
         "--parallel runs gives each rank whole runs, --parallel data trains each run over all ranks.")
-    p.add_argument("--out", required=True, help="study folder (created; reused to resume)")
+    p.add_argument("--out", required=True,
+                   help="study folder (created; reused to resume) (default: none, required)")
     p.add_argument("--data", default=None, help="image folder (omit for the synthetic set)")
     p.add_argument("--profile", choices=sorted(PROFILES), default="quick",
-                   help="quick: small images and short patience; paper: the article's settings")
+                   help="quick: 32 px smoke version with the lr sweep; standard: 64 px, 3 seeds, "
+                        "fits 150 min on 2 cores; paper: the article's settings")
     p.add_argument("--parallel", choices=("runs", "data"), default="runs",
                    help="under mpirun: whole runs per rank, or data parallelism within each run")
     p.add_argument("--cache-dir", default=None, help="decoded-image cache (default: run.py's)")
@@ -89,12 +94,13 @@ def build_parser():
     g.add_argument("--trend-seeds", type=int,
                    help="seeds of the batches between the smallest and the largest")
     g.add_argument("--sweep-seeds", type=int, help="seeds of the other sweep cells")
-    g.add_argument("--image-size", type=int)
-    g.add_argument("--max-epochs", type=int)
-    g.add_argument("--patience", type=int)
-    g.add_argument("--eval-batch", type=int)
-    g.add_argument("--kernels", choices=("reference", "fast"))
-    g.add_argument("--jfif-only", action="store_true", default=None)
+    g.add_argument("--image-size", type=int, help="model input size in pixels")
+    g.add_argument("--max-epochs", type=int, help="epoch cap of every run")
+    g.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    g.add_argument("--eval-batch", type=int, help="validation examples per forward chunk")
+    g.add_argument("--kernels", choices=("reference", "fast"), help="CPU kernels")
+    g.add_argument("--jfif-only", action="store_true", default=None,
+                   help="keep only files with a JFIF header (TensorFlow Datasets' filter)")
     g.add_argument("--snapshot-levels", type=_float_list,
                    help="training-loss levels at which every run saves its weights")
     g = p.add_argument_group("analyses (defaults from --profile)")
@@ -105,11 +111,36 @@ def build_parser():
     g.add_argument("--surface-extent", type=float, help="surfaces cover [-extent, extent]^2")
     g.add_argument("--sharpness-eps", type=_float_list, help="box sizes, e.g. 1e-3,5e-4")
     g.add_argument("--sharpness-maxiter", type=int, help="L-BFGS-B iterations")
-    g.add_argument("--sharpness-space", choices=("full", "subspace", "both"))
-    g.add_argument("--subspace-dim", type=int)
+    g.add_argument("--sharpness-space", choices=("full", "subspace", "both"),
+                   help="full parameter space, a random subspace, or both")
+    g.add_argument("--subspace-dim", type=int, help="dimension p of the random subspace")
     g.add_argument("--interp-points", type=int, help="alphas on [-1, 2]")
     g.add_argument("--noise-batches", type=int, help="batch pairs of the gradient-noise scale")
     return p
+
+
+class ProfileDefaultsFormatter(DefaultsFormatter):
+    """Shows a plan option's value in every profile ('(default: from --profile: paper 1000,
+    standard 120, quick 150)') instead of argparse's None."""
+
+    def _get_help_string(self, action):
+        name = action.dest
+        if action.option_strings and action.default is None and name in PLAN_FIELDS:
+            fallback = getattr(StudySettings(), name)
+            values = ", ".join(f"{profile} {_shown(PROFILES[profile].get(name, fallback))}"
+                               for profile in PROFILES)
+            return f"{action.help or ''} (default: from --profile: {values})".lstrip()
+        return super()._get_help_string(action)
+
+
+def _shown(value):
+    """A plan value as the command line spells it."""
+    if isinstance(value, list):
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) or "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+PLAN_FIELDS = {f.name for f in dataclasses.fields(StudySettings)} - {"data", "profile"}
 
 
 def log(message):

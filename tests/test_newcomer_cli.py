@@ -166,7 +166,7 @@ def option_entries(help_text):
 
 
 @pytest.mark.parametrize("command", [
-    [], ["evaluate"], ["plot"], ["summary"],
+    [], ["evaluate"], ["plot"], ["summary"], ["study"], ["report"],
     *[["analyze", name] for name in ("geometry", "interpolate", "sharpness", "surface", "noise",
                                      "hessian", "competition", "all")]])
 def test_every_option_shows_its_default_once(command):
