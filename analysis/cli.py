@@ -126,6 +126,9 @@ def build_parser():
                         help="precision of the forward and backward passes")
     common.add_argument("--kernels", choices=("reference", "fast"), default="fast",
                         help="readable NumPy reference or fused numba kernels")
+    common.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where the model runs: NumPy on the CPU, or CuPy with the numba.cuda "
+                             "kernels on a GPU (the optimisers and results stay on the host)")
     common.add_argument("--eval-batch", type=positive_int, default=256,
                         help="examples per forward chunk")
     common.add_argument("--seed", type=int, default=0, help="seed of subsets, directions, batches")
@@ -161,12 +164,24 @@ def _json_ready(value):
     return value
 
 
+def analysis_device(name, comm):
+    """The array module of --device (numpy, or cupy on this rank's GPU); AnalysisError when a GPU
+    is asked for and none can be used."""
+    from runner.errors import UsageError
+    from runner.training import select_device
+    try:
+        return select_device(name, comm)
+    except UsageError as error:
+        raise AnalysisError(str(error)) from None
+
+
 class Session:
     """Shared state of one `analyze` call: options, runs, communicator, cached models and data."""
 
     def __init__(self, args, comm):
         self.args, self.comm = args, comm
         self.runs = [Run(path) for path in args.runs]
+        self.xp = analysis_device(args.device, comm)
         self.out = args.out or os.path.join(self.runs[0].path, "analysis")
         self._models, self._datasets = {}, {}
 
@@ -188,7 +203,9 @@ class Session:
             self._datasets[key] = load_run_dataset(run, self.args.data, self.args.cache_dir,
                                                        log=self.log)
         if run.path not in self._models:
-            self._models[run.path] = build_run_model(run, self.args.dtype, self.args.kernels)
+            kernels = "cuda" if self.args.device == "cuda" and self.args.kernels == "fast" \
+                else self.args.kernels
+            self._models[run.path] = build_run_model(run, self.args.dtype, kernels, self.xp)
         limit = self.args.examples if limit is None else limit
         return split_objective(self._models[run.path], self._datasets[key], split, limit,
                                self.args.seed, self.args.eval_batch)

@@ -15,14 +15,16 @@ from .rundir import layout_key
 SPLITS = ("train", "val")
 
 
-def build_run_model(run, dtype="float32", kernels="fast"):
-    """A fresh engine model with the run's architecture; its layout must match layers.json."""
+def build_run_model(run, dtype="float32", kernels="fast", xp=None):
+    """A fresh engine model with the run's architecture (on `xp`'s device: numpy by default, cupy
+    for a GPU); its layout must match layers.json."""
     from engine.model import ModelConfig, build_model
     spec = run.config.get("model", {})
     config = ModelConfig(image_size=int(spec.get("image_size", run.args.get("image_size", 128))),
                          filters=tuple(spec.get("filters", ModelConfig.filters)),
                          dense=tuple(spec.get("dense", ModelConfig.dense)))
-    model = build_model(config, seed=0, dtype=dtype, kernels=kernels)
+    model = build_model(config, seed=0, dtype=dtype, kernels=kernels,
+                        **({} if xp is None else {"xp": xp}))
     if layout_key(model.table) != layout_key(run.table):
         raise AnalysisError(f"the model described by {run.path}/config.json does not match its "
                             "layers.json")

@@ -143,3 +143,28 @@ def test_resume_hint_repeats_the_launcher_and_never_keeps_overwrite():
     assert single == "python run.py --batch 64 --data 'my photos' --resume --out runs/x"
     parallel = run.resume_command([*argv, "--out", "r", "--resume"], "r", out_given=True, ranks=3)
     assert parallel == "mpirun -n 3 python run.py --batch 64 --data 'my photos' --out r --resume"
+
+
+def cuda_gpu_present():
+    """True when CuPy imports and sees a CUDA GPU."""
+    try:
+        import cupy
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # noqa: BLE001 - no CuPy or no driver: no GPU
+        return False
+
+
+def test_analyze_on_cuda_is_one_line_without_a_gpu_and_matches_the_cpu_with_one(tmp_path, finished_run):
+    args = ["sharpness", finished_run, "--examples", "16", "--maxiter", "2", "--space", "full",
+            "--dtype", "float64", "--quiet"]
+    if not cuda_gpu_present():
+        assert_analyze_one_line([*args, "--device", "cuda", "--out", tmp_path / "gpu"], "--device cuda")
+        return
+    results = {}
+    for device in ("cpu", "cuda"):
+        result = run_cli(["analyze", *args, "--device", device, "--out", tmp_path / device])
+        assert result.returncode == 0, result.stderr
+        results[device] = json.loads((tmp_path / device / "sharpness.json").read_text())
+    cpu, gpu = (results[d]["runs"][0]["spaces"]["full"] for d in ("cpu", "cuda"))
+    assert gpu["loss"] == pytest.approx(cpu["loss"], rel=1e-10)
+    assert gpu["phi"] == pytest.approx(cpu["phi"], rel=1e-6)
