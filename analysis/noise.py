@@ -59,7 +59,10 @@ def gradient_noise_scale(grad_fn, n_examples, b_small=32, b_big=256, batches=8, 
         traces.append(trace)
         log(f"noise scale batch {k + 1}/{batches}: |G|^2 {g2:.4g}, tr(Sigma) {trace:.4g}")
     g2_mean, trace_mean = float(np.mean(g2s)), float(np.mean(traces))
-    stderr = (lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan"))
+
+    def stderr(values):
+        """Standard error of the mean of the batch estimates (NaN from a single batch)."""
+        return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
     return {"b_small": b_small, "b_big": b_big, "batches": batches, "seed": seed,
             "population": population, "g2_estimates": g2s, "trace_estimates": traces,
             "g2": g2_mean, "g2_stderr": stderr(g2s), "trace": trace_mean,

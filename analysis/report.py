@@ -90,7 +90,8 @@ def header_section(results, title):
         with open(os.path.join(first_config, "config.json")) as f:
             config = json.load(f)
         dataset = config.get("dataset", {})
-        dataset = (f"{dataset.get('layout', dataset.get('name', '?'))} layout ({dataset.get('n_train', dataset.get('train', '?'))} train / "
+        layout = dataset.get("layout", dataset.get("name", "?")) if isinstance(dataset, dict) else ""
+        dataset = (f"{layout} layout ({dataset.get('n_train', dataset.get('train', '?'))} train / "
                    f"{dataset.get('n_val', dataset.get('val', '?'))} validation)"
                    if isinstance(dataset, dict) else str(dataset))
         commit = config.get("git_commit", "unknown")[:12]

@@ -242,7 +242,7 @@ class FigureWriter:
         fig, ax = plt.subplots(figsize=(6, 4.2))
         rows = []
         for k, count in enumerate(ranks):
-            for i, (batch, lr) in enumerate(settings):
+            for i, (batch, _lr) in enumerate(settings):
                 values = self.r.timing_samples(batch, count)
                 if values:
                     mean = float(np.mean(values))
@@ -327,7 +327,9 @@ class FigureWriter:
                title="epoch distance")
         ax.legend(fontsize=7)
         k = min(len(r.metrics) for r in small + large)
-        mean_curve = (lambda runs: np.mean([[m["epoch_distance"] for m in r.metrics[:k]] for r in runs], 0))
+
+        def mean_curve(runs):
+            return np.mean([[m["epoch_distance"] for m in r.metrics[:k]] for r in runs], 0)
         ratio = mean_curve(small) / mean_curve(large)
         ax_ratio.plot(np.arange(1, k + 1), ratio, color="k")
         ax_ratio.set(xlabel="epoch", ylabel=f"bs {S} / bs {L}", title="ratio of mean epoch distances")

@@ -3,9 +3,11 @@ parameters start in the flat vector theta."""
 from .model import ModelConfig
 
 
-def summary_rows(config=ModelConfig()):
+def summary_rows(config=None):
     """[{layer, output_shape, parameters, offset}] in forward order; offset is None for layers
-    without parameters. Shapes exclude the batch axis (channels first, as the engine stores them)."""
+    without parameters. Shapes exclude the batch axis (channels first, as the engine stores them).
+    No config: the study's net at its defaults."""
+    config = config or ModelConfig()
     config.validate()
     offsets, sizes, offset = {}, {}, 0
     for _name, layer, _kind, _role, shape in config.parameter_entries():

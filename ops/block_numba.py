@@ -92,7 +92,7 @@ def conv_relu_pool_backward(x, w, code, gy, need_gx=True):
     gy = np.ascontiguousarray(gy, dtype)
     code = np.ascontiguousarray(code, np.uint8)
     n, c, h, wd = x.shape
-    o, k = w.shape[0], w.shape[2]
+    o = w.shape[0]
     if gy.shape != (n, o, h // 2, wd // 2) or code.shape != gy.shape:
         raise BlockShapeError(f"gy {gy.shape} / code {code.shape} do not match the block output")
     nch = _chunks(n)

@@ -58,7 +58,7 @@ def cuda_aware_mpi(environ=None):
     if path is None:
         return False
     try:
-        query = getattr(ctypes.CDLL(path), "MPIX_Query_cuda_support")
+        query = ctypes.CDLL(path).MPIX_Query_cuda_support
     except (OSError, AttributeError):
         return False
     query.restype = ctypes.c_int

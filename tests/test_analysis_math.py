@@ -94,16 +94,16 @@ def test_interpolation_endpoints_and_parabola():
     rng = np.random.default_rng(4)
     H = random_psd(rng, 8)
     train, val = QuadraticObjective(H, c=0.5), QuadraticObjective(H, c=1.5, b=np.ones(8))
-    s, l = rng.standard_normal(8), rng.standard_normal(8)
+    s, large = rng.standard_normal(8), rng.standard_normal(8)
     alphas = default_alphas()
     assert len(alphas) == 25 and alphas[0] == -1 and alphas[-1] == 2
-    result = interpolate(s, l, {"train": train, "val": val}, alphas)
+    result = interpolate(s, large, {"train": train, "val": val}, alphas)
     i0, i1 = list(alphas).index(0.0), list(alphas).index(1.0)
     for name, q in (("train", train), ("val", val)):
         assert result[f"{name}_loss"][i0] == pytest.approx(q.value(s), rel=1e-12)
-        assert result[f"{name}_loss"][i1] == pytest.approx(q.value(l), rel=1e-12)
+        assert result[f"{name}_loss"][i1] == pytest.approx(q.value(large), rel=1e-12)
         # along the line f is the parabola f(s) + a g(s).d + a^2/2 d.H.d
-        d = l - s
+        d = large - s
         g = q.value_and_grad(s)[1]
         expected = q.value(s) + alphas * (g @ d) + 0.5 * alphas ** 2 * (d @ H @ d)
         np.testing.assert_allclose(result[f"{name}_loss"], expected, rtol=1e-10)

@@ -142,7 +142,7 @@ def test_tensorflow_layout_keeps_its_own_split(tmp_path, cache):
     seed = 0
     for split, folder, n in (("train", "train", 3), ("val", "validation", 2)):
         for label, cls in enumerate(["cats", "dogs"]):
-            for i in range(n):
+            for _ in range(n):
                 seed += 1
                 split_files[split][save(base / folder / cls / f"{cls[:-1]}.{seed}.jpg", seed=seed)] = label
     ds, _ = load(tmp_path / "data", cache)  # the folder holding cats_and_dogs_filtered

@@ -120,7 +120,7 @@ def test_every_chapter_uses_only_runnable_blocks_and_quotes_after_code():
     for chapter in CHAPTERS:
         blocks = parse_blocks(chapter.read_text())
         assert blocks, chapter.name
-        for i, (kind, options, _) in enumerate(blocks):
+        for i, (kind, _options, _) in enumerate(blocks):
             assert kind in ("python", "bash", "text"), f"{chapter.name}: a ```{kind} block is never run"
             if kind == "text":
                 assert i > 0 and blocks[i - 1][0] in ("python", "bash") \
