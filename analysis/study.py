@@ -18,8 +18,6 @@ instead of once per run, and the outcome tells diverged (recorded, the study goe
 interrupted (the study stops; the same command resumes).
 """
 import argparse
-import contextlib
-import fcntl
 import os
 import signal
 import subprocess
@@ -29,7 +27,7 @@ import time
 import traceback
 from datetime import datetime, timezone
 
-from engine.storage import file_lock
+from storage.lock import file_lock
 
 from .study_plan import PROFILES, StudyError, StudySettings, plan_analyses, plan_runs, plan_summary, settings_from_args
 from .study_projection import projection_lines
@@ -115,22 +113,6 @@ def build_parser():
 def log(message):
     """One timestamped progress line on stdout."""
     print(f"[study {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-@contextlib.contextmanager
-def try_lock(path):
-    """Yield True while holding an exclusive lock on `path`, False if another process holds it."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a+b") as f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def now_iso():
@@ -308,7 +290,8 @@ class Study:
                 if state == "wait":
                     waiting = True
                     continue
-                with try_lock(os.path.join(self.out, "locks", f"{work.key}.lock")) as mine:
+                claim = os.path.join(self.out, "locks", f"{work.key}.lock")
+                with file_lock(claim, blocking=False) as mine:
                     if not mine:
                         waiting = True
                         continue
