@@ -359,16 +359,11 @@ def prepare_environment(settings, comm, cache_dir):
     """Build the image cache and compile the kernels rank by rank before the ranks start working
     (concurrent builds of one cache entry or one numba cache would only wait on each other)."""
     from engine.kernel_cache import warm_up_kernels
-    error = None
-    for turn in ("root", "others"):
-        if (turn == "root") == (comm.rank == 0):
-            try:
-                load_study_dataset(settings, cache_dir)
-            except StudyError as exc:
-                error = str(exc)
-        comm.barrier()
-    if comm.any_flag(error is not None):
-        raise StudyError(error or "the data could not be loaded on another rank")
+    from parallel import RankFailure, root_first
+    try:
+        root_first(comm, lambda: load_study_dataset(settings, cache_dir), expected=(StudyError,))
+    except RankFailure as failure:
+        raise StudyError(str(failure)) from None
     warm_up_kernels(comm, settings.kernels, log)
 
 
