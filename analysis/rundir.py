@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from engine.storage import StorageError, load_npy
+from storage.files import StorageError, load_npy
 
 from .errors import AnalysisError
 

@@ -18,9 +18,7 @@ instead of once per run, and the outcome tells diverged (recorded, the study goe
 interrupted (the study stops; the same command resumes).
 """
 import argparse
-import contextlib
 import dataclasses
-import fcntl
 import os
 import signal
 import subprocess
@@ -30,10 +28,11 @@ import time
 import traceback
 from datetime import datetime, timezone
 
-from engine.storage import file_lock
+from storage.lock import file_lock
 
 from .help_format import DefaultsFormatter
-from .study_plan import PROFILES, StudyError, StudySettings, plan_analyses, plan_runs, plan_summary, settings_from_args
+from .study_plan import (PROFILES, StudyError, StudySettings, plan_analyses, plan_runs, plan_summary,
+                         settings_from_args)
 from .study_projection import projection_lines
 from .study_timing import run_timing, timing_done
 from .study_tasks import TERMINAL_STATUSES, TaskRunner, read_json, task_done, write_json_atomic
@@ -146,22 +145,6 @@ PLAN_FIELDS = {f.name for f in dataclasses.fields(StudySettings)} - {"data", "pr
 def log(message):
     """One timestamped progress line on stdout."""
     print(f"[study {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-@contextlib.contextmanager
-def try_lock(path):
-    """Yield True while holding an exclusive lock on `path`, False if another process holds it."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a+b") as f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def now_iso():
@@ -339,7 +322,8 @@ class Study:
                 if state == "wait":
                     waiting = True
                     continue
-                with try_lock(os.path.join(self.out, "locks", f"{work.key}.lock")) as mine:
+                claim = os.path.join(self.out, "locks", f"{work.key}.lock")
+                with file_lock(claim, blocking=False) as mine:
                     if not mine:
                         waiting = True
                         continue
@@ -407,16 +391,11 @@ def prepare_environment(settings, comm, cache_dir):
     """Build the image cache and compile the kernels rank by rank before the ranks start working
     (concurrent builds of one cache entry or one numba cache would only wait on each other)."""
     from engine.kernel_cache import warm_up_kernels
-    error = None
-    for turn in ("root", "others"):
-        if (turn == "root") == (comm.rank == 0):
-            try:
-                load_study_dataset(settings, cache_dir)
-            except StudyError as exc:
-                error = str(exc)
-        comm.barrier()
-    if comm.any_flag(error is not None):
-        raise StudyError(error or "the data could not be loaded on another rank")
+    from parallel import RankFailure, root_first
+    try:
+        root_first(comm, lambda: load_study_dataset(settings, cache_dir), expected=(StudyError,))
+    except RankFailure as failure:
+        raise StudyError(str(failure)) from None
     warm_up_kernels(comm, settings.kernels, log)
 
 

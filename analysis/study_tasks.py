@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from engine.storage import atomic_write_json
+from storage.files import atomic_write_json
 
 from .comparison import comparison_point
 from .data import build_run_model, load_run_dataset, split_objective

@@ -11,7 +11,7 @@ import json
 import numpy as np
 
 from .params import tables_match
-from .storage import StorageError, atomic_save_npz, load_npz
+from storage.files import StorageError, atomic_save_npz, load_npz
 
 FORMAT = "batchlab-checkpoint-1"
 ARRAYS = ("theta", "theta_best", "theta_init", "theta_epoch_start", "update_norms")

@@ -34,9 +34,10 @@ def warm_up_kernels(comm, kernels, log=None):
     if kernels != "fast":
         return
     from ops import block_numba
-    for turn in ("root", "others"):
-        if (turn == "root") == comm.is_root:
-            if comm.is_root and log is not None and kernel_cache_is_cold():
-                log(COMPILE_NOTICE)
-            block_numba.warmup()
-        comm.barrier()
+    from parallel import root_first
+
+    def warm_up():
+        if comm.is_root and log is not None and kernel_cache_is_cold():
+            log(COMPILE_NOTICE)
+        block_numba.warmup()
+    root_first(comm, warm_up, expected=())

@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from .storage import atomic_save_npy, atomic_write_bytes, atomic_write_json
+from storage.files import atomic_save_npy, atomic_write_bytes, atomic_write_json
 
 # Arguments that may differ between the original and a resumed invocation of the same run.
 RESUMABLE_DIFFERENCES = {"resume", "overwrite", "quiet", "out", "max_epochs", "threads",

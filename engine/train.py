@@ -5,7 +5,6 @@ contiguous shard, computes the shard's share of the global mean loss (sum / glob
 the flat gradients with ONE in-place allreduce, and applies the same SGD update on every rank. With a
 single process the communicator's collectives are the identity, so the same loop serves both.
 """
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ops.backend import to_host
+from parallel import broadcast_json
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .params import per_layer_norms
@@ -111,15 +111,6 @@ class Trainer:
         except OSError as error:
             self.log(f"warning: could not write the checkpoint ({error}); the previous one is intact")
 
-    def _broadcast_header(self, header):
-        """Send rank 0's checkpoint header to every rank (as bytes, through the array broadcast)."""
-        blob = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8) if header else None
-        length = np.array([0 if blob is None else blob.size], dtype=np.int64)
-        self.comm.broadcast_(length)
-        buffer = blob.copy() if blob is not None else np.empty(int(length[0]), dtype=np.uint8)
-        self.comm.broadcast_(buffer)
-        return json.loads(buffer.tobytes().decode())
-
     def restore(self, path):
         """Continue from a checkpoint written by save_checkpoint (same model, same rank count).
 
@@ -134,7 +125,7 @@ class Trainer:
                 error = str(exc)
         if self.comm.any_flag(error is not None):
             raise CheckpointError(error or "rank 0 could not read the checkpoint")
-        header = self._broadcast_header(header)
+        header = broadcast_json(self.comm, header)
         if header["rank_count"] != self.comm.size:
             raise CheckpointError(f"{path} was written by {header['rank_count']} ranks; resume it with "
                                   f"the same number of ranks ({self.comm.size} now)")

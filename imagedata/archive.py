@@ -5,7 +5,8 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from engine.storage import file_lock, fsync_dir
+from storage.files import fsync_dir
+from storage.lock import file_lock
 from imagedata.errors import DataError
 
 # Microsoft's archive unpacks to about 0.85 GB; anything claiming far more is refused (zip bomb).

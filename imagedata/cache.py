@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.storage import atomic_write_bytes, file_lock, fsync_dir
+from storage.files import atomic_write_bytes, fsync_dir
+from storage.lock import file_lock
 
 CACHE_FORMAT = 1
 ARRAY_NAMES = ("train_x", "train_y", "val_x", "val_y")

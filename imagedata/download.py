@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.progress import progress_bar
-from engine.storage import atomic_write_bytes, file_lock
+from storage.files import atomic_write_bytes
+from storage.lock import file_lock
 from imagedata.archive import verify_zip
 from imagedata.errors import DataError
 

@@ -3,7 +3,9 @@
 `get_communicator()` returns an MPI communicator when the process was started by an MPI launcher
 (mpirun/mpiexec) and a LocalCommunicator otherwise, so one process needs neither MPI nor mpi4py.
 """
+from .contract import Communicator
 from .local import LocalCommunicator, shard_bounds
+from .turns import RankFailure, broadcast_json, root_first
 
 
 def launched_by_mpi(environ=None):
@@ -27,4 +29,5 @@ def get_communicator():
     return LocalCommunicator()
 
 
-__all__ = ["LocalCommunicator", "get_communicator", "launched_by_mpi", "shard_bounds"]
+__all__ = ["Communicator", "LocalCommunicator", "RankFailure", "broadcast_json", "get_communicator",
+           "launched_by_mpi", "root_first", "shard_bounds"]

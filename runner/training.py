@@ -71,25 +71,17 @@ def select_device(name, comm):
 def load_data(spec, comm, log):
     """Load (rank 0 first: it builds the cache; the others then read it)."""
     from imagedata import DataError, load_dataset
-    from parallel.messages import first_message
+    from parallel import RankFailure, root_first
 
     def load():
         return load_dataset(spec.data, image_size=spec.image_size,
                             cache_dir=Path(spec.cache_dir) if spec.cache_dir else None,
                             jfif_only=spec.jfif_only, log=log, expected_sha256=spec.sha256,
                             show_progress=comm.is_root and not spec.quiet)
-    result, error = None, None
-    for turn in ("root", "others"):
-        if (turn == "root") == comm.is_root:
-            try:
-                result = load()
-            except DataError as exc:
-                error = str(exc)
-        comm.barrier()
-    rank, reason = first_message(comm, error)
-    if reason is not None:
-        raise UsageError(reason if rank == 0 else f"rank {rank}: {reason}")
-    return result
+    try:
+        return root_first(comm, load, expected=(DataError,))
+    except RankFailure as failure:
+        raise UsageError(str(failure)) from None
 
 
 @contextlib.contextmanager

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from conftest import ArrayData, make_array_data
 
-import engine.storage
+import storage.files
 from engine.checkpoint import CheckpointError, load_checkpoint
 from engine.model import ModelConfig, build_model
 from engine.rundir import RunDirectory, RunDirError, snapshot_epochs
 from engine.schedule import lr_at_step, scaled_lr
-from engine.storage import StorageError, load_npy
+from storage.files import StorageError, load_npy
 from engine.train import Trainer, TrainConfig, epoch_permutation
 from parallel import LocalCommunicator, shard_bounds
 
@@ -235,7 +235,7 @@ def test_failed_checkpoint_write_leaves_the_previous_one_intact(tmp_path, monkey
 
     def disk_full(_fd):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(engine.storage.os, "fsync", disk_full)
+    monkeypatch.setattr(storage.files.os, "fsync", disk_full)
     trainer.model.theta[...] += 1.0
     trainer.save_checkpoint()
     monkeypatch.undo()

@@ -1,8 +1,6 @@
 """Crash-safe files: every write goes to a temporary file, is fsynced, then renamed over the target,
 so a reader (or a resumed run) sees either the old complete file or the new complete file, never a
 torn one. Arrays are read with allow_pickle=False: nothing the project reads is ever unpickled."""
-import contextlib
-import fcntl
 import io
 import json
 import os
@@ -12,19 +10,6 @@ import numpy as np
 
 class StorageError(Exception):
     """A file the project wrote cannot be read back as expected (corrupt, foreign, or pickled)."""
-
-
-@contextlib.contextmanager
-def file_lock(path):
-    """Hold an exclusive advisory lock on `path` (created if missing) for the with-block, so that
-    processes sharing a folder (MPI ranks, study workers) take turns on one critical section."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "a+b") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def fsync_dir(folder):
