@@ -394,6 +394,22 @@ def check_arguments(session, names):
                                     f"in use for {run.name})")
 
 
+def agreed_step(session, runs_here, step):
+    """Run `step` on the ranks where `runs_here`, then let every rank learn whether any failed: the
+    failing rank raises its AnalysisError, the others return False; True when all succeeded."""
+    error = None
+    if runs_here:
+        try:
+            step()
+        except AnalysisError as exc:
+            error = exc
+    if session.comm.any_flag(error is not None):
+        if error is not None:
+            raise error
+        return False
+    return True
+
+
 def run_command(session):
     """Run the chosen analysis (or all of them; interpolation only when two runs are given).
 
@@ -402,27 +418,12 @@ def run_command(session):
     command = session.args.command
     names = [n for n in STEPS if n != "interpolate" or len(session.runs) == 2] \
         if command == "all" else [command]
-    error = None
-    if session.is_root:
-        try:
-            check_arguments(session, names)
-        except AnalysisError as exc:
-            error = exc
-    if session.comm.any_flag(error is not None):
-        if error is not None:
-            raise error
+    if not agreed_step(session, session.is_root, lambda: check_arguments(session, names)):
         return False
     for name in names:
-        error = None
         # the surface is the one analysis every rank shares; the rest run on rank 0 alone
-        if name == "surface" or session.is_root:
-            try:
-                STEPS[name](session)
-            except AnalysisError as exc:
-                error = exc
-        if session.comm.any_flag(error is not None):
-            if error is not None:
-                raise error
+        if not agreed_step(session, name == "surface" or session.is_root,
+                           lambda name=name: STEPS[name](session)):
             return False
     return True
 
