@@ -5,10 +5,11 @@
 The photos are loaded through imagedata (its memory-mapped uint8 cache at --image-size; the first
 load decodes every photo once). For each batch size:
 1. the step: forward + backward + SGD update (`model.loss_and_grad`, `SGD.step`) on batches of real
-   photos already in memory, timed step by step, before and after the epoch (pooled: median, best);
-2. one whole epoch exactly as `run.py` trains it, `Trainer.train_epoch` with a run folder: shuffled
-   batches from the cache, the steps, the progress line, validation at the eval batch size, the
-   metrics file and the checkpoint.
+   photos already in memory, timed step by step (median, best);
+2. --epochs successive whole epochs of one run exactly as `run.py` trains them, `Trainer.train_epoch`
+   with a run folder: shuffled batches from the cache, the steps, the progress line, validation at
+   the eval batch size, the metrics file and the checkpoint; in-memory steps are timed again after
+   each epoch, and each epoch is compared with the steps timed right before and right after it.
 The figure of merit is (training images / whole-epoch seconds) / (step images/s at the median). On
 a shared host the load moves between the two measurements; the steps' share of the epoch's wall time
 (what the ratio is when the steps inside the epoch run at the in-memory speed) is measured within
@@ -82,8 +83,24 @@ def step_seconds(model, sgd, batches, budget, warmup=2):
                 return times
 
 
+def epoch_row(batch, epoch, n_train, n_val, seconds, epoch_seconds, steps):
+    """The figures of one measured epoch: `seconds` are the Stopwatch sums during it, `steps` the
+    in-memory step times measured right before and right after it."""
+    parts = epoch_breakdown(seconds, epoch_seconds)
+    step_rate = batch / statistics.median(steps)
+    epoch_rate = n_train / epoch_seconds
+    return {"batch": batch, "epoch": epoch, "train_images": n_train, "val_images": n_val,
+            "epoch_seconds": epoch_seconds, "epoch_images_per_s": epoch_rate,
+            "step_images_per_s_median": step_rate, "step_images_per_s_best": batch / min(steps),
+            "steps_timed": len(steps), "ratio": epoch_rate / step_rate,
+            "in_epoch_step_images_per_s": n_train / parts["train steps"],
+            "validation_images_per_s": n_val / (parts["validation forward"] + parts["validation other"]),
+            "breakdown_seconds": parts, "validation_batches_seconds": seconds["val_batches"]}
+
+
 def measure_batch(data, batch, args):
-    """Step and whole-epoch figures for one batch size."""
+    """Rows for `args.epochs` successive epochs of one run at batch size `batch`, each against the
+    in-memory steps timed right before and right after it."""
     from bench.flops import load_average
     from engine.model import ModelConfig, build_model
     from engine.rundir import RunDirectory
@@ -95,14 +112,13 @@ def measure_batch(data, batch, args):
     batches = [data.batch("train", order[k * batch:(k + 1) * batch]) for k in range(4)]
     model = build_model(config, seed=0, kernels=args.kernels)
     sgd = SGD(model.theta, model.grad)
-    load_before = load_average()
-    steps = step_seconds(model, sgd, batches, args.step_seconds)
+    rows, windows = [], [step_seconds(model, sgd, batches, args.step_seconds)]
     with tempfile.TemporaryDirectory(dir=args.run_parent) as folder:
         run_dir = RunDirectory(Path(folder) / "run")
         run_dir.prepare({"args": {"bench": "epoch_time", "batch": batch}})
         trainer = Trainer(build_model(config, seed=0, kernels=args.kernels), data, LocalCommunicator(),
-                          TrainConfig(batch=batch, lr=0.01, max_epochs=1), run_dir=run_dir, log=print,
-                          progress=True)
+                          TrainConfig(batch=batch, lr=0.01, max_epochs=args.epochs), run_dir=run_dir,
+                          log=print, progress=True)
         watch = Stopwatch()
         watch.wrap(trainer.model, "loss_and_grad", "loss_and_grad")
         watch.wrap(trainer.optimizer, "step", "sgd")
@@ -111,34 +127,29 @@ def measure_batch(data, batch, args):
         watch.wrap(trainer, "save_checkpoint", "checkpoint")
         watch.wrap(run_dir, "write_metrics", "metrics_file")
         watch.wrap(data, "batch", lambda split: f"{split}_batches")
-        start = time.perf_counter()
-        outcome = trainer.train_epoch()
-        epoch = time.perf_counter() - start
-        del data.batch  # back to the class's method
-        checkpoint_bytes = run_dir.file("checkpoint.npz").stat().st_size
-    steps += step_seconds(model, sgd, batches, args.step_seconds)
-    load_after = load_average()
-    if outcome != "ok":
-        raise SystemExit(f"the epoch at batch {batch} ended {outcome}")
-    n_train, n_val = len(data.train_y), len(data.val_y)
-    step_rate = batch / statistics.median(steps)
-    epoch_rate = n_train / epoch
-    parts = epoch_breakdown(watch.seconds, epoch)
-    return {"batch": batch, "train_images": n_train, "val_images": n_val,
-            "eval_batch": trainer.config.eval_batch, "epoch_seconds": epoch,
-            "epoch_images_per_s": epoch_rate,
-            "step_images_per_s_median": step_rate, "step_images_per_s_best": batch / min(steps),
-            "steps_timed": len(steps), "ratio": epoch_rate / step_rate,
-            "in_epoch_step_images_per_s": n_train / parts["train steps"],
-            "validation_images_per_s": n_val / (parts["validation forward"] + parts["validation other"]),
-            "breakdown_seconds": parts, "validation_batches_seconds": watch.seconds["val_batches"],
-            "load_average_before": load_before, "load_average_after": load_after,
-            "checkpoint_bytes": checkpoint_bytes}
+        try:
+            for epoch in range(1, args.epochs + 1):
+                load_before, before = load_average(), dict(watch.seconds)
+                start = time.perf_counter()
+                outcome = trainer.train_epoch()
+                seconds = time.perf_counter() - start
+                if outcome != "ok":
+                    raise SystemExit(f"epoch {epoch} at batch {batch} ended {outcome}")
+                spent = collections.defaultdict(float, {k: v - before.get(k, 0.0) for k, v in watch.seconds.items()})
+                windows.append(step_seconds(model, sgd, batches, args.step_seconds))
+                row = epoch_row(batch, epoch, len(data.train_y), len(data.val_y), spent, seconds,
+                                windows[-2] + windows[-1])
+                row.update(load_average_before=load_before, load_average_after=load_average(),
+                           checkpoint_bytes=run_dir.file("checkpoint.npz").stat().st_size)
+                rows.append(row)
+        finally:
+            del data.batch  # back to the class's method
+    return rows
 
 
 def markdown(rows, header):
-    """The result as a Markdown table: one column per batch size."""
-    cols = [f"bs {r['batch']}" for r in rows]
+    """The result as a Markdown table: one column per measured epoch."""
+    cols = [f"bs {r['batch']} epoch {r['epoch']}" for r in rows]
     lines = [header, "", "| | " + " | ".join(cols) + " |", "|---|" + "---|" * len(rows)]
 
     def line(label, cell):
@@ -169,7 +180,8 @@ def main():
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--kernels", default="fast")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--step-seconds", type=float, default=3.0,
+    parser.add_argument("--epochs", type=int, default=2, help="successive epochs measured per batch size")
+    parser.add_argument("--step-seconds", type=float, default=2.0,
                         help="seconds of in-memory steps timed before and after each epoch")
     parser.add_argument("--run-parent", default=None, help="folder for the temporary run folders")
     parser.add_argument("--name", default="epoch_time")
@@ -185,10 +197,11 @@ def main():
     warm_up_kernels(LocalCommunicator(), args.kernels, print)
     rows = []
     for batch in args.batches:
-        row = measure_batch(data, batch, args)
-        rows.append(row)
-        print(f"bs {batch}: epoch {row['epoch_seconds']:.1f} s, {row['epoch_images_per_s']:,.0f} img/s; "
-              f"step {row['step_images_per_s_median']:,.0f} img/s; ratio {row['ratio']:.3f}", flush=True)
+        for row in measure_batch(data, batch, args):
+            rows.append(row)
+            print(f"bs {batch} epoch {row['epoch']}: {row['epoch_seconds']:.1f} s, "
+                  f"{row['epoch_images_per_s']:,.0f} img/s; step {row['step_images_per_s_median']:,.0f} img/s; "
+                  f"ratio {row['ratio']:.3f}", flush=True)
     header = (f"Epoch vs step throughput: {data.identity['n_train']:,} training + "
               f"{data.identity['n_val']:,} validation photos at {args.image_size} px, "
               f"{numba.get_num_threads()} threads, kernels {args.kernels}")

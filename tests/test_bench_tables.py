@@ -3,7 +3,7 @@ import statistics
 
 import pytest
 
-from bench.epoch_time import PARTS, Stopwatch, epoch_breakdown
+from bench.epoch_time import PARTS, Stopwatch, epoch_breakdown, epoch_row
 from bench.epoch_time import markdown as epoch_markdown
 from bench.step_time import markdown_tables, row_figures
 
@@ -53,14 +53,15 @@ def test_epoch_breakdown_accounts_for_the_whole_epoch():
     assert list(parts) == list(PARTS)
     assert parts["train steps"] == 8.5 and parts["validation other"] == pytest.approx(0.25)
     assert sum(parts.values()) == pytest.approx(10.5) and parts["other"] == pytest.approx(0.24)
-    row = {"batch": 32, "ratio": 0.9, "epoch_images_per_s": 1800.0, "step_images_per_s_median": 2000.0,
-           "step_images_per_s_best": 2100.0, "in_epoch_step_images_per_s": 1950.0,
-           "validation_images_per_s": 4000.0, "epoch_seconds": 10.5, "breakdown_seconds": parts,
-           "validation_batches_seconds": 0.1, "load_average_before": (1.5, 1, 1),
-           "load_average_after": (2.5, 1, 1)}
+    row = epoch_row(32, 2, 2000, 500, seconds, 10.5, steps=[0.016, 0.02, 0.018])
+    assert row["ratio"] == pytest.approx((2000 / 10.5) / (32 / 0.018))
+    assert row["step_images_per_s_best"] == pytest.approx(2000.0)
+    assert row["validation_images_per_s"] == pytest.approx(500 / 1.5)
+    row.update(load_average_before=(1.5, 1, 1), load_average_after=(2.5, 1, 1))
     text = epoch_markdown([row], "header")
-    assert "| **epoch / step throughput** | **0.900** |" in text
+    assert f"| **epoch / step throughput** | **{row['ratio']:.3f}** |" in text
     assert f"| - train steps | 8.50 s ({8.5 / 10.5:.1%}) |" in text
+    assert "| | bs 32 epoch 2 |" in text and "| load average before / after | 1.50 / 2.50 |" in text
 
 
 def test_stopwatch_times_a_wrapped_method_and_keeps_its_result():
