@@ -29,8 +29,8 @@ def machine_info():
     return info
 
 
-def best_time(fn, repeats, warmup=1):
-    """Minimum wall time of fn() over `repeats` calls after `warmup` calls (least noisy estimate)."""
+def call_times(fn, repeats, warmup=1):
+    """Wall times of `repeats` calls of fn() after `warmup` untimed calls (for medians and bests)."""
     for _ in range(warmup):
         fn()
     times = []
@@ -38,7 +38,12 @@ def best_time(fn, repeats, warmup=1):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return min(times)
+    return times
+
+
+def best_time(fn, repeats, warmup=1):
+    """Minimum wall time of fn() over `repeats` calls after `warmup` calls (least noisy estimate)."""
+    return min(call_times(fn, repeats, warmup))
 
 
 def peak_rss_mb():

@@ -1,89 +1,218 @@
-"""One article-size epoch on two cores, data loading included, and the cache's read throughput.
+"""Whole-epoch throughput against the training step's, on the real photos, in one process.
 
-    python bench/epoch_time.py [--batch 32] [--train 18610] [--val 4652] [--image-size 128]
+    python bench/epoch_time.py [--data /work/shared/data/PetImages] [--batches 32 256] [--threads 2]
 
-Random uint8 pixels stand in for the photos (speed does not depend on content): they are written to
-a memory-mapped .npy in a temporary folder exactly like imagedata's cache, then one epoch is trained
-with the real Trainer (shuffled batches read from the memory map, scaled to float32, forward,
-backward, update) followed by the sharded validation pass. Writes bench/results/epoch_time.json.
+The photos are loaded through imagedata (its memory-mapped uint8 cache at --image-size; the first
+load decodes every photo once). For each batch size:
+1. the step: forward + backward + SGD update (`model.loss_and_grad`, `SGD.step`) on batches of real
+   photos already in memory, timed step by step (median, best);
+2. --epochs successive whole epochs of one run exactly as `run.py` trains them, `Trainer.train_epoch`
+   with a run folder: shuffled batches from the cache, the steps, the progress line, validation at
+   the eval batch size, the metrics file and the checkpoint; in-memory steps are timed again after
+   each epoch, and each epoch is compared with the steps timed right before and right after it.
+The figure of merit is (training images / whole-epoch seconds) / (step images/s at the median). On
+a shared host the load moves between the two measurements; the steps' share of the epoch's wall time
+(what the ratio is when the steps inside the epoch run at the in-memory speed) is measured within
+the epoch alone and printed beside it.
+The epoch's wall time is broken down by timing the trainer's own calls (the instance's methods are
+wrapped, the code is not changed): the training steps, assembling training batches from the cache,
+validation (its forward passes, and the rest: its batches and the loss sums), the checkpoint and the
+metrics file; `other` is what is left (per-step bookkeeping, the progress line, the epoch's
+distances). Writes bench/results/epoch_time.json and epoch_time.md.
 """
 import argparse
+import collections
+import itertools
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine_info, peak_rss_mb, write_result  # noqa: E402
-from engine.model import ModelConfig, build_model  # noqa: E402
-from engine.train import Trainer, TrainConfig, epoch_permutation  # noqa: E402
-from imagedata.dataset import Dataset  # noqa: E402
-from parallel import LocalCommunicator  # noqa: E402
+from parallel.threads import configure_threads  # noqa: E402  (sets thread variables before numpy loads)
+
+PARTS = ("train steps", "train batches", "validation forward", "validation other",
+         "checkpoint and metrics file", "other")
 
 
-def memmapped_images(folder, name, count, size, rng):
-    """Random images saved as .npy and reopened memory-mapped, as the loader's cache does."""
-    path = Path(folder) / f"{name}.npy"
-    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(count, 3, size, size))
-    for start in range(0, count, 1024):
-        stop = min(start + 1024, count)
-        array[start:stop] = rng.integers(0, 256, (stop - start, 3, size, size), dtype=np.uint8)
-    array.flush()
-    del array
-    return np.load(path, mmap_mode="r", allow_pickle=False)
+class Stopwatch:
+    """Wall seconds spent inside wrapped methods, summed per label."""
+
+    def __init__(self):
+        self.seconds = collections.defaultdict(float)
+
+    def wrap(self, owner, name, label):
+        """Replace owner.name (on the instance) by a timed call of the original; `label` is a string
+        or a function of the call's first argument (e.g. the split of Dataset.batch)."""
+        original = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds[label if isinstance(label, str) else label(args[0])] += time.perf_counter() - start
+        setattr(owner, name, timed)
 
 
-def cache_read_rate(data, batch, seconds=3.0):
-    """Images per second that shuffled batches can be read from the memory map and scaled."""
-    order = epoch_permutation(0, 0, len(data.train_y))
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        for step in range(0, len(order), batch):
-            data.batch("train", order[step:step + batch])
-            done += len(order[step:step + batch])
-            if time.perf_counter() - start >= seconds:
-                break
-    return done / (time.perf_counter() - start)
+def epoch_breakdown(seconds, epoch_seconds):
+    """{part: seconds} over PARTS from a Stopwatch's sums; 'validation' includes its forward passes,
+    and 'other' is the epoch's wall time not inside any timed call."""
+    parts = {"train steps": seconds["loss_and_grad"] + seconds["sgd"],
+             "train batches": seconds["train_batches"],
+             "validation forward": seconds["evaluate_sums"],
+             "validation other": seconds["validation"] - seconds["evaluate_sums"],
+             "checkpoint and metrics file": seconds["checkpoint"] + seconds["metrics_file"]}
+    parts["other"] = epoch_seconds - sum(parts.values())
+    return parts
+
+
+def step_seconds(model, sgd, batches, budget, warmup=2):
+    """Per-step wall times of loss_and_grad + SGD update, cycling through in-memory `batches` for
+    about `budget` seconds (at least 5 steps) after `warmup` untimed steps."""
+    times = []
+    for i in itertools.count():
+        x, y = batches[i % len(batches)]
+        start = time.perf_counter()
+        model.loss_and_grad(x, y)
+        sgd.step(0.01)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+            if sum(times) >= budget and len(times) >= 5:
+                return times
+
+
+def epoch_row(batch, epoch, n_train, n_val, seconds, epoch_seconds, steps):
+    """The figures of one measured epoch: `seconds` are the Stopwatch sums during it, `steps` the
+    in-memory step times measured right before and right after it."""
+    parts = epoch_breakdown(seconds, epoch_seconds)
+    step_rate = batch / statistics.median(steps)
+    epoch_rate = n_train / epoch_seconds
+    return {"batch": batch, "epoch": epoch, "train_images": n_train, "val_images": n_val,
+            "epoch_seconds": epoch_seconds, "epoch_images_per_s": epoch_rate,
+            "step_images_per_s_median": step_rate, "step_images_per_s_best": batch / min(steps),
+            "steps_timed": len(steps), "ratio": epoch_rate / step_rate,
+            "in_epoch_step_images_per_s": n_train / parts["train steps"],
+            "validation_images_per_s": n_val / (parts["validation forward"] + parts["validation other"]),
+            "breakdown_seconds": parts, "validation_batches_seconds": seconds["val_batches"]}
+
+
+def measure_batch(data, batch, args):
+    """Rows for `args.epochs` successive epochs of one run at batch size `batch`, each against the
+    in-memory steps timed right before and right after it."""
+    from bench.flops import load_average
+    from engine.model import ModelConfig, build_model
+    from engine.rundir import RunDirectory
+    from engine.sgd import SGD
+    from engine.train import Trainer, TrainConfig, epoch_permutation
+    from parallel import LocalCommunicator
+    config = ModelConfig(image_size=args.image_size)
+    order = epoch_permutation(1, 0, len(data.train_y))
+    batches = [data.batch("train", order[k * batch:(k + 1) * batch]) for k in range(4)]
+    model = build_model(config, seed=0, kernels=args.kernels)
+    sgd = SGD(model.theta, model.grad)
+    rows, windows = [], [step_seconds(model, sgd, batches, args.step_seconds)]
+    with tempfile.TemporaryDirectory(dir=args.run_parent) as folder:
+        run_dir = RunDirectory(Path(folder) / "run")
+        run_dir.prepare({"args": {"bench": "epoch_time", "batch": batch}})
+        trainer = Trainer(build_model(config, seed=0, kernels=args.kernels), data, LocalCommunicator(),
+                          TrainConfig(batch=batch, lr=0.01, max_epochs=args.epochs), run_dir=run_dir,
+                          log=print, progress=True)
+        watch = Stopwatch()
+        watch.wrap(trainer.model, "loss_and_grad", "loss_and_grad")
+        watch.wrap(trainer.optimizer, "step", "sgd")
+        watch.wrap(trainer, "evaluate_validation", "validation")
+        watch.wrap(trainer.model, "evaluate_sums", "evaluate_sums")
+        watch.wrap(trainer, "save_checkpoint", "checkpoint")
+        watch.wrap(run_dir, "write_metrics", "metrics_file")
+        watch.wrap(data, "batch", lambda split: f"{split}_batches")
+        try:
+            for epoch in range(1, args.epochs + 1):
+                load_before, before = load_average(), dict(watch.seconds)
+                start = time.perf_counter()
+                outcome = trainer.train_epoch()
+                seconds = time.perf_counter() - start
+                if outcome != "ok":
+                    raise SystemExit(f"epoch {epoch} at batch {batch} ended {outcome}")
+                spent = collections.defaultdict(float, {k: v - before.get(k, 0.0) for k, v in watch.seconds.items()})
+                windows.append(step_seconds(model, sgd, batches, args.step_seconds))
+                row = epoch_row(batch, epoch, len(data.train_y), len(data.val_y), spent, seconds,
+                                windows[-2] + windows[-1])
+                row.update(load_average_before=load_before, load_average_after=load_average(),
+                           checkpoint_bytes=run_dir.file("checkpoint.npz").stat().st_size)
+                rows.append(row)
+        finally:
+            del data.batch  # back to the class's method
+    return rows
+
+
+def markdown(rows, header):
+    """The result as a Markdown table: one column per measured epoch."""
+    cols = [f"bs {r['batch']} epoch {r['epoch']}" for r in rows]
+    lines = [header, "", "| | " + " | ".join(cols) + " |", "|---|" + "---|" * len(rows)]
+
+    def line(label, cell):
+        lines.append(f"| {label} | " + " | ".join(cell(r) for r in rows) + " |")
+    line("**epoch / step throughput**", lambda r: f"**{r['ratio']:.3f}**")
+    line("steps' share of the epoch (the ratio at equal step speed)",
+         lambda r: f"{r['breakdown_seconds']['train steps'] / r['epoch_seconds']:.3f}")
+    line("epoch: training images / whole-epoch s", lambda r: f"{r['epoch_images_per_s']:,.0f} img/s")
+    line("step (in memory), median / best", lambda r: f"{r['step_images_per_s_median']:,.0f} / "
+                                                      f"{r['step_images_per_s_best']:,.0f} img/s")
+    line("steps inside the epoch", lambda r: f"{r['in_epoch_step_images_per_s']:,.0f} img/s")
+    line("validation", lambda r: f"{r['validation_images_per_s']:,.0f} img/s")
+    line("whole epoch", lambda r: f"{r['epoch_seconds']:.2f} s")
+    for part in PARTS:
+        line(f"- {part}", lambda r, p=part: f"{r['breakdown_seconds'][p]:.2f} s "
+                                            f"({r['breakdown_seconds'][p] / r['epoch_seconds']:.1%})")
+    line("of validation: assembling its batches", lambda r: f"{r['validation_batches_seconds']:.2f} s")
+    line("load average before / after", lambda r: f"{r['load_average_before'][0]:.2f} / "
+                                                  f"{r['load_average_after'][0]:.2f}")
+    return "\n".join(lines) + "\n"
 
 
 def main():
-    """Build the stand-in data, time the cache, time one epoch, write the result."""
+    """Load the photos, measure every batch size, write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--train", type=int, default=18610)
-    parser.add_argument("--val", type=int, default=4652)
+    parser.add_argument("--data", default="/work/shared/data/PetImages")
+    parser.add_argument("--batches", type=int, nargs="+", default=[32, 256])
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--kernels", default="fast")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=2, help="successive epochs measured per batch size")
+    parser.add_argument("--step-seconds", type=float, default=2.0,
+                        help="seconds of in-memory steps timed before and after each epoch")
+    parser.add_argument("--run-parent", default=None, help="folder for the temporary run folders")
+    parser.add_argument("--name", default="epoch_time")
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    with tempfile.TemporaryDirectory() as folder:
-        data = Dataset(memmapped_images(folder, "train_x", args.train, args.image_size, rng),
-                       (np.arange(args.train) % 2).astype(np.uint8),
-                       memmapped_images(folder, "val_x", args.val, args.image_size, rng),
-                       (np.arange(args.val) % 2).astype(np.uint8), ["cat", "dog"], {"name": "bench"})
-        read_rate = cache_read_rate(data, 256)
-        print(f"cache read: {read_rate:,.0f} images/s (shuffled batches of 256, scaled to float32)")
-        model = build_model(ModelConfig(image_size=args.image_size), seed=0, kernels=args.kernels)
-        trainer = Trainer(model, data, LocalCommunicator(),
-                          TrainConfig(batch=args.batch, lr=0.01, max_epochs=1, patience=1),
-                          log=print, progress=sys.stderr.isatty())
-        model.loss_and_grad(*data.batch("train", np.arange(args.batch)))  # compile/load kernels first
-        start = time.perf_counter()
-        trainer.run()
-        total = time.perf_counter() - start
-        record = trainer.metrics[-1]
-    result = {"machine": machine_info(), "batch": args.batch, "train_images": args.train,
-              "val_images": args.val, "image_size": args.image_size, "kernels": args.kernels,
-              "epoch_seconds": total, "train_seconds": record["train_seconds"],
-              "eval_seconds": record["eval_seconds"],
-              "train_images_per_s": args.train / record["train_seconds"],
-              "eval_images_per_s": args.val / record["eval_seconds"],
-              "cache_read_images_per_s": read_rate, "peak_rss_mb": peak_rss_mb()}
-    write_result(f"epoch_time_bs{args.batch}", result)
-    print(f"epoch: {total:.1f} s (train {record['train_seconds']:.1f} s, eval {record['eval_seconds']:.1f} s)")
+    configure_threads(args.threads)
+    import numba
+
+    from bench.common import RESULTS, machine_info, peak_rss_mb, write_result
+    from engine.kernel_cache import warm_up_kernels
+    from imagedata import load_dataset
+    from parallel import LocalCommunicator
+    data = load_dataset(args.data, image_size=args.image_size)
+    warm_up_kernels(LocalCommunicator(), args.kernels, print)
+    rows = []
+    for batch in args.batches:
+        for row in measure_batch(data, batch, args):
+            rows.append(row)
+            print(f"bs {batch} epoch {row['epoch']}: {row['epoch_seconds']:.1f} s, "
+                  f"{row['epoch_images_per_s']:,.0f} img/s; step {row['step_images_per_s_median']:,.0f} img/s; "
+                  f"ratio {row['ratio']:.3f}", flush=True)
+    header = (f"Epoch vs step throughput: {data.identity['n_train']:,} training + "
+              f"{data.identity['n_val']:,} validation photos at {args.image_size} px, "
+              f"{numba.get_num_threads()} threads, kernels {args.kernels}")
+    result = {"machine": machine_info(), "threads": numba.get_num_threads(), "data": args.data,
+              "image_size": args.image_size, "kernels": args.kernels, "rows": rows,
+              "peak_rss_mb": peak_rss_mb()}
+    write_result(args.name, result)
+    table = markdown(rows, header)
+    (RESULTS / f"{args.name}.md").write_text(table)
+    print(table)
 
 
 if __name__ == "__main__":

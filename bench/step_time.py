@@ -1,24 +1,35 @@
-"""Training-step throughput of the study's net (128 px): forward + backward + SGD update.
+"""Training step and no-grad evaluation of the study's net (128 px) against the machine's sgemm
+ceiling, with PyTorch beside it.
 
-    python bench/step_time.py [--batches 32 64 128 256] [--kernels reference fast] [--torch]
+    python bench/step_time.py --torch [--batches 32 64 128 256] [--kernels fast] [--repeats 10]
     python bench/step_time.py --device cuda --kernels cuda reference --torch --name step_time_cuda
 
-Times our engine with each kernel set and, when PyTorch is installed and --torch is given, the same
-net in PyTorch (NCHW and channels_last) in the same process, so the ratios come from one run on one
-machine. Each configuration runs in a fresh subprocess so that peak memory is its own. Writes
-bench/results/step_time.json and step_time.md.
+Every configuration (our engine with a kernel set, or PyTorch in NCHW or channels_last; a training
+step = forward + backward + SGD update, or a no-grad evaluation = forward + loss + correct count;
+one batch size) runs in a fresh subprocess with the requested threads, so its peak memory is its
+own. In that subprocess, right before the configuration, NumPy's float32 sgemm on 1024 x 1024
+matrices is timed with the same threads (bench.flops.sgemm_gflops): the ceiling of each row is
+measured in the same process, seconds before it (on --device cuda there is no ceiling). Then
+`repeats` timed calls after 2 warm-up calls give images/s at the median call and at the best;
+GFLOP/s use the exact per-layer count of bench/flops.py (37.36 MFLOP per training image, 13.63 per
+evaluated image at 128 px; the same net in PyTorch does the same work), and the fraction of the
+ceiling is median over median and best over best. The load average is recorded with every row.
+Writes bench/results/NAME.json and NAME.md.
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (RESULTS, best_time, machine_info, peak_rss_mb, study_net_step,  # noqa: E402
-                          write_result)
+from bench.common import RESULTS, call_times, machine_info, peak_rss_mb, write_result  # noqa: E402
+from bench.flops import load_average, sgemm_gflops, step_flops  # noqa: E402
+
+WARMUP = 2
 
 
 def array_module(device):
@@ -30,27 +41,22 @@ def array_module(device):
     return numpy
 
 
-def time_engine(kernels, batch, image_size, repeats, device="cpu"):
-    """Seconds per training step of our engine, and peak RSS."""
-    *_, step = study_net_step(kernels, batch, image_size, xp=array_module(device))
-    seconds = best_time(step, repeats, warmup=2)
-    return seconds, peak_rss_mb()
-
-
-def time_eval(kernels, batch, image_size, repeats, device="cpu"):
-    """Seconds per no-grad forward pass of a batch (ends by reading the loss back)."""
+def engine_call(kernels, train, batch, image_size, device):
+    """One training step (train) or one no-grad evaluation of a batch in our engine, as a callable
+    that ends by reading the loss back (so a GPU call has finished)."""
     import numpy as np
 
-    from engine.model import ModelConfig, build_model
-    xp = array_module(device)
-    model = build_model(ModelConfig(image_size=image_size), seed=0, kernels=kernels, xp=xp)
-    x = xp.asarray(np.random.default_rng(0).random((batch, 3, image_size, image_size), dtype=np.float32))
-    y = xp.zeros(batch, dtype=np.float32)
-    return best_time(lambda: model.evaluate(x, y, batch_size=batch), repeats, warmup=2), peak_rss_mb()
+    from bench.common import study_net_step
+    model, _, x, y, step = study_net_step(kernels, batch, image_size, xp=array_module(device))
+    if train:
+        return step
+    y = array_module(device).zeros(batch, dtype=np.float32)
+    return lambda: model.evaluate(x, y, batch_size=batch)
 
 
-def time_torch(memory_format, batch, image_size, repeats, device="cpu"):
-    """Seconds per training step of the same net in PyTorch, and peak RSS."""
+def torch_call(memory_format, train, batch, image_size, device):
+    """The same net in PyTorch: a training step (SGD), or a no-grad evaluation under inference_mode
+    (forward, mean loss, correct count), as a callable that waits for the device."""
     import torch
     from torch import nn
     torch.set_num_threads(int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count())))
@@ -76,20 +82,42 @@ def time_torch(memory_format, batch, image_size, repeats, device="cpu"):
         opt.step()
         if device == "cuda":
             torch.cuda.synchronize()
-    return best_time(step, repeats, warmup=2), peak_rss_mb()
+
+    def evaluate():
+        with torch.inference_mode():
+            logits = net(x)
+            return float(loss_fn(logits, y)), int(((logits > 0) == (y > 0.5)).sum())
+    return step if train else evaluate
+
+
+def row_figures(spec, times, flops, sgemm):
+    """A result row: `spec` plus images/s, GFLOP/s and the fraction of the sgemm ceiling, each at
+    the median and at the best of `times` (seconds per call). `sgemm` is (median, best) GFLOP/s or
+    None (no ceiling)."""
+    row = dict(spec)
+    for name, seconds in (("median", statistics.median(times)), ("best", min(times))):
+        gflops = flops / seconds / 1e9
+        row[f"seconds_{name}"] = seconds
+        row[f"images_per_s_{name}"] = spec["batch"] / seconds
+        row[f"gflops_{name}"] = gflops
+        row[f"sgemm_gflops_{name}"] = None if sgemm is None else sgemm[0 if name == "median" else 1]
+        row[f"fraction_{name}"] = None if sgemm is None else gflops / row[f"sgemm_gflops_{name}"]
+    row["flops"] = flops
+    return row
 
 
 def measure_one(spec):
-    """Run one configuration (called in a subprocess) and print its JSON result."""
-    kind, variant, batch, size, repeats = spec["kind"], spec["variant"], spec["batch"], spec["size"], spec["repeats"]
-    device = spec.get("device", "cpu")
-    if kind == "engine":
-        seconds, rss = time_engine(variant, batch, size, repeats, device)
-    elif kind == "eval":
-        seconds, rss = time_eval(variant, batch, size, repeats, device)
-    else:
-        seconds, rss = time_torch(variant, batch, size, repeats, device)
-    print(json.dumps({**spec, "seconds": seconds, "images_per_s": batch / seconds, "peak_rss_mb": rss}))
+    """Run one configuration (in its own subprocess): the sgemm ceiling first, then the calls."""
+    from engine.model import ModelConfig
+    train, device = spec["pass"] == "train", spec["device"]
+    sgemm = sgemm_gflops(1024, 20) if device == "cpu" else None
+    make = engine_call if spec["kind"] == "engine" else torch_call
+    call = make(spec["variant"], train, spec["batch"], spec["size"], device)
+    times = call_times(call, spec["repeats"], warmup=WARMUP)
+    flops = step_flops(ModelConfig(image_size=spec["size"]), spec["batch"], train=train)
+    row = row_figures(spec, times, flops, sgemm)
+    row.update(peak_rss_mb=peak_rss_mb(), load_average=load_average(), times=times)
+    print(json.dumps(row))
 
 
 def run_subprocess(spec, threads):
@@ -101,29 +129,47 @@ def run_subprocess(spec, threads):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def markdown_table(rows, batches):
-    """images/s per configuration and batch size, plus ratios to PyTorch NCHW."""
-    by = {(r["kind"], r["variant"], r["batch"]): r for r in rows}
-    variants = sorted({(r["kind"], r["variant"]) for r in rows})
-    lines = ["| configuration | " + " | ".join(f"bs {b}" for b in batches) + " |",
+def _label(row):
+    return f"{row['kind']} {row['variant']} {row['pass']}"
+
+
+def markdown_tables(rows, batches, header=""):
+    """Two tables: per configuration and batch size the median (best) images/s, GFLOP/s and fraction
+    of the sgemm ceiling, and our engine's speed-up over PyTorch; then every row in full."""
+    by = {(r["kind"], r["variant"], r["pass"], r["batch"]): r for r in rows}
+    configs = list(dict.fromkeys((r["kind"], r["variant"], r["pass"]) for r in rows))
+    lines = [header, "", "Medians; in brackets the best call.", "",
+             "| configuration | " + " | ".join(f"bs {b}" for b in batches) + " |",
              "|---|" + "---|" * len(batches)]
-    for kind, variant in variants:
-        cells = []
-        for b in batches:
-            r = by.get((kind, variant, b))
-            cells.append("-" if r is None else f"{r['images_per_s']:,.0f}")
-        lines.append(f"| {kind} {variant} (img/s) | " + " | ".join(cells) + " |")
-    for kind, variant in variants:
-        if kind != "engine":
-            continue
-        for ref in (("torch", "nchw"), ("torch", "channels_last"), ("engine", "reference")):
-            if ref == (kind, variant) or not any((ref[0], ref[1], b) in by for b in batches):
-                continue
-            cells = []
-            for b in batches:
-                ours, theirs = by.get((kind, variant, b)), by.get((ref[0], ref[1], b))
-                cells.append("-" if not ours or not theirs else f"{ours['images_per_s'] / theirs['images_per_s']:.2f}x")
-            lines.append(f"| {variant} vs {ref[0]} {ref[1]} | " + " | ".join(cells) + " |")
+
+    def line(label, config, text):
+        cells = ["-" if by.get((*config, b)) is None else text(by[(*config, b)]) for b in batches]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    def fraction(r):
+        return "-" if r["fraction_median"] is None else f"{r['fraction_median']:.2f} ({r['fraction_best']:.2f})"
+    for config in configs:
+        label = " ".join(config)
+        line(f"{label} img/s", config, lambda r: f"{r['images_per_s_median']:,.0f} ({r['images_per_s_best']:,.0f})")
+        line(f"{label} GFLOP/s", config, lambda r: f"{r['gflops_median']:.1f} ({r['gflops_best']:.1f})")
+        line(f"{label} fraction of sgemm", config, fraction)
+    for kind, variant, pass_ in configs:
+        for peer in configs:
+            if kind == "engine" and peer[0] == "torch" and peer[2] == pass_:
+                def speedup(r, peer=peer):
+                    theirs = by.get((*peer, r["batch"]))
+                    return "-" if theirs is None else f"{r['images_per_s_median'] / theirs['images_per_s_median']:.2f}x"
+                line(f"{variant} {pass_} vs torch {peer[1]} (median)", (kind, variant, pass_), speedup)
+    lines += ["", "| configuration | batch | img/s median | img/s best | GFLOP/s median | sgemm GFLOP/s "
+                  "median | fraction median | fraction best | peak RSS MB | load average |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        sgemm = "-" if r["sgemm_gflops_median"] is None else f"{r['sgemm_gflops_median']:.1f}"
+        best = "-" if r["fraction_best"] is None else f"{r['fraction_best']:.3f}"
+        median = "-" if r["fraction_median"] is None else f"{r['fraction_median']:.3f}"
+        lines.append(f"| {_label(r)} | {r['batch']} | {r['images_per_s_median']:,.0f} | "
+                     f"{r['images_per_s_best']:,.0f} | {r['gflops_median']:.1f} | {sgemm} | {median} | {best} | "
+                     f"{r['peak_rss_mb']:.0f} | {' '.join(f'{v:.2f}' for v in r['load_average'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -131,22 +177,21 @@ def main():
     """Measure every configuration and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 64, 128, 256])
-    parser.add_argument("--kernels", nargs="+", default=["reference", "fast"])
+    parser.add_argument("--kernels", nargs="+", default=["fast"])
+    parser.add_argument("--passes", nargs="+", choices=("train", "eval"), default=["train", "eval"],
+                        help="training step, no-grad evaluation, or both")
     parser.add_argument("--torch", action="store_true", help="also time PyTorch (if installed)")
-    parser.add_argument("--eval", action="store_true", help="also time no-grad evaluation")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="where theta and the batch live (cuda: CuPy arrays, --kernels cuda/reference)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--name", default="step_time")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         return measure_one(json.loads(args.one))
     specs = [("engine", k) for k in args.kernels]
-    if args.eval:
-        specs += [("eval", k) for k in args.kernels]
     if args.torch:
         try:
             import torch  # noqa: F401
@@ -156,14 +201,22 @@ def main():
     rows = []
     for batch in args.batches:
         for kind, variant in specs:
-            repeats = args.repeats if batch <= 64 or variant != "reference" else max(2, args.repeats // 2)
-            spec = {"kind": kind, "variant": variant, "batch": batch, "size": args.image_size,
-                    "repeats": repeats, "device": args.device}
-            row = run_subprocess(spec, args.threads)
-            rows.append(row)
-            print(f"{kind:6s} {variant:14s} bs {batch:4d}: {row['images_per_s']:8.0f} img/s  "
-                  f"{row['seconds'] * 1e3:8.1f} ms/step  peak {row['peak_rss_mb']:.0f} MB", flush=True)
-    table = markdown_table(rows, args.batches)
+            for pass_ in args.passes:
+                slow = variant == "reference" and batch > 64
+                spec = {"kind": kind, "variant": variant, "pass": pass_, "batch": batch,
+                        "size": args.image_size, "repeats": max(3, args.repeats // 2) if slow else args.repeats,
+                        "device": args.device, "threads": args.threads}
+                row = run_subprocess(spec, args.threads)
+                rows.append(row)
+                fraction = "" if row["fraction_median"] is None else (
+                    f"  {row['fraction_median']:.2f} of sgemm {row['sgemm_gflops_median']:.0f}")
+                print(f"{kind:6s} {variant:13s} {pass_:5s} bs {batch:4d}: {row['images_per_s_median']:7,.0f} img/s "
+                      f"(best {row['images_per_s_best']:,.0f})  {row['gflops_median']:5.1f} GFLOP/s{fraction}  "
+                      f"peak {row['peak_rss_mb']:.0f} MB  load {row['load_average'][0]:.2f}", flush=True)
+    header = (f"Step time of the study's net at {args.image_size} px, {args.threads} threads, device "
+              f"{args.device}. Ceiling: NumPy float32 sgemm (1024^3) timed in each row's own process "
+              f"right before it; FLOPs exact per layer (bench/flops.py).")
+    table = markdown_tables(rows, args.batches, header)
     write_result(args.name, {"machine": machine_info(), "threads": args.threads, "device": args.device,
                              "rows": rows})
     (RESULTS / f"{args.name}.md").write_text(table)

@@ -264,6 +264,16 @@ class Trainer:
             if record["train_loss"] < level <= earlier:
                 self.run_dir.save_array(snapshot_name(level), to_host(self.model.theta))
 
+    def train_epoch(self):
+        """One whole epoch as run() does it: the steps, then validation and the epoch's records, then
+        the checkpoint; returns 'ok', 'diverged' or 'interrupted'."""
+        outcome = self.run_epoch()
+        if outcome == "ok":
+            outcome = self.finish_epoch()
+        if outcome == "ok":
+            self.save_checkpoint()
+        return outcome
+
     def run(self):
         """Train until max_epochs, early stopping, divergence or a stop request; returns the status."""
         if self.run_dir is not None:
@@ -275,13 +285,10 @@ class Trainer:
             if self.epochs_since_best >= self.config.patience:
                 status = "early_stopped"
                 break
-            outcome = self.run_epoch()
-            if outcome == "ok":
-                outcome = self.finish_epoch()
+            outcome = self.train_epoch()
             if outcome != "ok":
                 status = outcome
                 break
-            self.save_checkpoint()
         else:
             if self.epochs_since_best >= self.config.patience:
                 status = "early_stopped"

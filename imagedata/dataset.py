@@ -1,7 +1,10 @@
 """The loaded data set: uint8 NCHW arrays (often memory-mapped) plus a record of where they came from."""
+import mmap
 from dataclasses import dataclass
 
 import numpy as np
+
+from imagedata.batching import gather_scaled
 
 SPLIT_ALIASES = {"train": "train", "val": "val", "validation": "val"}
 
@@ -20,6 +23,17 @@ class Dataset:
     classes: list
     identity: dict
 
+    def __post_init__(self):
+        """Make the first epoch's batches as fast as the later ones': compile (or load from numba's
+        cache) the batch kernel for these arrays, and map every page of memory-mapped images into
+        this process by reading one byte per page (about 50 ms for 24,000 photos at 128 px, where
+        first reads inside the epoch cost about 0.4 s: a page fault per 4 KiB of each image).
+        The loader runs on rank 0 first under MPI, so ranks never write numba's cache at once."""
+        for x in (self.train_x, self.val_x):
+            gather_scaled(x, [])
+            if isinstance(x, np.memmap) and x.size:
+                x.reshape(-1)[::mmap.PAGESIZE].max()
+
     def arrays(self, split: str):
         """(images, labels) of 'train' or 'val' ('validation' accepted)."""
         try:
@@ -32,10 +46,8 @@ class Dataset:
         """Images scaled to [0, 1] as C-contiguous float32 NCHW, and float32 labels, for `indices`.
 
         `indices` may be in any order (a shuffled batch); pixels are divided by 255 in float32, as in
-        the study's preprocessing.
+        the study's preprocessing, gathered and scaled in one pass (imagedata.batching).
         """
         x, y = self.arrays(split)
         idx = np.asarray(indices, dtype=np.intp).reshape(-1)
-        out = np.empty((idx.size,) + tuple(x.shape[1:]), dtype=np.float32)
-        np.divide(x[idx], np.float32(255.0), out=out)
-        return out, np.asarray(y[idx], dtype=np.float32)
+        return gather_scaled(x, idx), np.asarray(y[idx], dtype=np.float32)

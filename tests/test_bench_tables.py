@@ -1,0 +1,74 @@
+"""The step and epoch benchmarks' pure parts: derived figures, the epoch's breakdown, the tables."""
+import statistics
+
+import pytest
+
+from bench.epoch_time import PARTS, Stopwatch, epoch_breakdown, epoch_row
+from bench.epoch_time import markdown as epoch_markdown
+from bench.step_time import markdown_tables, row_figures
+
+
+def spec(kind, variant, pass_, batch):
+    return {"kind": kind, "variant": variant, "pass": pass_, "batch": batch}
+
+
+def test_row_figures_compare_median_with_median_and_best_with_best():
+    times = [0.4, 0.1, 0.25, 0.2]
+    row = row_figures(spec("engine", "fast", "train", 32), times, flops=3e9, sgemm=(60.0, 80.0))
+    median = (0.25 + 0.2) / 2
+    assert row["images_per_s_median"] == pytest.approx(32 / median)
+    assert row["images_per_s_best"] == pytest.approx(32 / 0.1)
+    assert row["gflops_median"] == pytest.approx(3 / median)
+    assert row["fraction_median"] == pytest.approx(3 / median / 60.0)
+    assert row["fraction_best"] == pytest.approx(30 / 80.0)
+    no_ceiling = row_figures(spec("engine", "cuda", "eval", 32), times, flops=3e9, sgemm=None)
+    assert no_ceiling["fraction_median"] is None and no_ceiling["gflops_best"] == pytest.approx(30)
+
+
+def full_row(kind, variant, pass_, batch, seconds, sgemm=(100.0, 120.0)):
+    row = row_figures(spec(kind, variant, pass_, batch), [seconds, seconds * 0.9], 2e9, sgemm)
+    return {**row, "peak_rss_mb": 300.0, "load_average": (1.0, 2.0, 3.0)}
+
+
+def test_step_tables_show_fractions_and_speedups_per_batch():
+    rows = [full_row("engine", "fast", "train", 32, 0.02), full_row("torch", "nchw", "train", 32, 0.05),
+            full_row("engine", "fast", "train", 64, 0.03), full_row("engine", "fast", "eval", 32, 0.01),
+            full_row("torch", "nchw", "eval", 32, 0.04)]
+    text = markdown_tables(rows, [32, 64], "header")
+    lines = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| ")}
+    median = statistics.median([0.02, 0.018])
+    assert f"{2 / median / 100:.2f}" in lines["| engine fast train fraction of sgemm"]
+    speedup = (32 / statistics.median([0.02, 0.018])) / (32 / statistics.median([0.05, 0.045]))
+    assert lines["| fast train vs torch nchw (median)"].split(" | ")[1:] == [f"{speedup:.2f}x", "- |"]
+    eval_speedup = statistics.median([0.04, 0.036]) / statistics.median([0.01, 0.009])
+    assert f"{eval_speedup:.2f}x" in lines["| fast eval vs torch nchw (median)"]
+    assert sum(line.startswith("| engine fast train | ") for line in text.splitlines()) == 2  # full rows
+    assert text.count("1.00 2.00 3.00") == len(rows)  # the load average with every row
+
+
+def test_epoch_breakdown_accounts_for_the_whole_epoch():
+    seconds = {"loss_and_grad": 8.0, "sgd": 0.5, "train_batches": 0.2, "validation": 1.5,
+               "evaluate_sums": 1.25, "checkpoint": 0.05, "metrics_file": 0.01, "val_batches": 0.1}
+    parts = epoch_breakdown(seconds, 10.5)
+    assert list(parts) == list(PARTS)
+    assert parts["train steps"] == 8.5 and parts["validation other"] == pytest.approx(0.25)
+    assert sum(parts.values()) == pytest.approx(10.5) and parts["other"] == pytest.approx(0.24)
+    row = epoch_row(32, 2, 2000, 500, seconds, 10.5, steps=[0.016, 0.02, 0.018])
+    assert row["ratio"] == pytest.approx((2000 / 10.5) / (32 / 0.018))
+    assert row["step_images_per_s_best"] == pytest.approx(2000.0)
+    assert row["validation_images_per_s"] == pytest.approx(500 / 1.5)
+    row.update(load_average_before=(1.5, 1, 1), load_average_after=(2.5, 1, 1))
+    text = epoch_markdown([row], "header")
+    assert f"| **epoch / step throughput** | **{row['ratio']:.3f}** |" in text
+    assert f"| - train steps | 8.50 s ({8.5 / 10.5:.1%}) |" in text
+    assert "| | bs 32 epoch 2 |" in text and "| load average before / after | 1.50 / 2.50 |" in text
+
+
+def test_stopwatch_times_a_wrapped_method_and_keeps_its_result():
+    class Thing:
+        def work(self, value):
+            return value * 2
+    thing, watch = Thing(), Stopwatch()
+    watch.wrap(thing, "work", lambda value: f"work{value}")
+    assert thing.work(4) == 8 and thing.work(1) == 2 and thing.work(4) == 8
+    assert set(watch.seconds) == {"work4", "work1"} and 0 < watch.seconds["work4"] < 1
