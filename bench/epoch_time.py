@@ -176,7 +176,9 @@ def markdown(rows, header):
 def main():
     """Load the photos, measure every batch size, write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="/work/shared/data/PetImages")
+    default_data = Path(__file__).resolve().parents[2] / "shared" / "data" / "PetImages"
+    parser.add_argument("--data", default=str(default_data),
+                        help="the PetImages folder (default: ../shared/data/PetImages beside the checkout)")
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 256])
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--kernels", default="fast")

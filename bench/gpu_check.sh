@@ -43,7 +43,7 @@ STEPS=(
     "kernel_tests|120|\"\$PY\" -m pytest -q -p no:cacheprovider tests/test_cuda_kernels.py tests/test_cuda_model.py > \"\$OUT/kernel_tests.txt\" 2>&1"
     "model_check|50|\"\$PY\" bench/gpu_model_check.py --out \"\$OUT/model_check.json\" >> \"\$OUT/summary.txt\" 2>&1"
     "train|100|\"\$PY\" run.py --device cuda --max-epochs 2 --batch 32 --lr 0.05 --quiet --out \"\$WORK/run\" --cache-dir \"\$WORK/cache\" > \"\$OUT/train.log\" 2>&1; rc=\$?; cp \"\$WORK/run/metrics.jsonl\" \"\$OUT/train_metrics.jsonl\" 2>/dev/null; exit \$rc"
-    "step_time|170|\"\$PY\" bench/step_time.py --device cuda --kernels cuda reference --torch --batches 32 64 128 256 --repeats 10 --name \"\$WORK/step_time_cuda\" >> \"\$OUT/summary.txt\" 2>&1; rc=\$?; cp \"\$WORK\"/step_time_cuda.json \"\$WORK\"/step_time_cuda.md \"\$OUT/\" 2>/dev/null; exit \$rc"
+    "step_time|170|\"\$PY\" bench/step_time.py --device cuda --kernels cuda reference --passes train --torch --batches 32 64 128 256 --repeats 10 --name \"\$WORK/step_time_cuda\" >> \"\$OUT/summary.txt\" 2>&1; rc=\$?; cp \"\$WORK\"/step_time_cuda.json \"\$WORK\"/step_time_cuda.md \"\$OUT/\" 2>/dev/null; exit \$rc"
 )
 
 if [ "$DRY_RUN" = 1 ]; then
