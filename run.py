@@ -205,7 +205,7 @@ def main(argv=None):
             from analysis.study import main as study_main
             return study_main(argv[1:], comm)
         if argv and argv[0] == "report":
-            from analysis.report import main as report_main
+            from analysis.study.report import main as report_main
             return report_main(argv[1:])
         if argv and argv[0] == "evaluate":
             from analysis.evaluate import main as evaluate_main

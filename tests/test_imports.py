@@ -77,12 +77,13 @@ def cyclic_groups(graph):
 
 
 def test_the_walk_sees_imports_inside_functions_and_relative_ones(tmp_path):
-    known = {"run", "analysis", "analysis.study", "analysis.study_plan", "engine", "engine.model"}
-    source = tmp_path / "study.py"
-    source.write_text("from .study_plan import x\n\ndef f():\n    import run as cli\n"
+    known = {"run", "analysis", "analysis.study", "analysis.study.command", "analysis.study.plan", "engine",
+             "engine.model"}
+    source = tmp_path / "command.py"
+    source.write_text("from .plan import x\n\ndef f():\n    import run as cli\n"
                       "    from engine import model\n")
-    assert imported_modules("analysis.study", source, known) == {
-        "analysis.study_plan", "run", "engine.model"}
+    assert imported_modules("analysis.study.command", source, known) == {
+        "analysis.study.plan", "run", "engine.model"}
 
 
 def test_cyclic_groups_finds_rings_and_accepts_chains():
