@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from console.progress import progress_bar
 from ops.backend import to_host
 from parallel import broadcast_json
 from storage.runfolder import snapshot_epochs, snapshot_kind
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .params import per_layer_norms
-from .progress import progress_bar
 from .schedule import lr_at_step, scaled_lr
 from .sgd import SGD
 

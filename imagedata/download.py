@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.progress import progress_bar
+from console.progress import progress_bar
 from storage.files import atomic_write_bytes
 from storage.lock import file_lock
 from imagedata.archive import verify_zip
