@@ -12,11 +12,10 @@ PACKAGES = (
 CLI = {"run", "batchlab.__main__"}  # the top floor: the only modules that may import run.py
 FLOOR = {"ops": 0, "parallel": 0, "storage": 0, "console": 0, "engine": 1, "imagedata": 1, "runner": 2,
          "analysis": 3, "bench": 3, "run": 4, "batchlab": 4}
-# Known and left for later (issue #13), listed module by module so that the list can only shrink:
-# ops/block.py picks its CUDA backend by a deferred import of a module that imports block back;
-# run.py's `batchlab --version` reads the version from the batchlab package, whose __main__ runs
-# run.py.
-KNOWN_CYCLES = {frozenset({"ops.block", "ops.cuda_block", "ops.cuda_pool"})}
+# Known, listed module by module so that the list can only shrink. No cycle is left; sideways, on
+# the top floor: run.py's `batchlab --version` reads the version from the batchlab package, whose
+# __main__ runs run.py.
+KNOWN_CYCLES = set()
 KNOWN_SIDEWAYS = {("run", "batchlab"), ("batchlab.__main__", "run")}
 
 
