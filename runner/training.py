@@ -123,7 +123,9 @@ def train_run(spec, out, comm, resume=False, log=print, overwrite=False):
     `overwrite`. `log` receives progress lines on rank 0. Returns a RunOutcome; a user mistake
     raises UsageError, and any other failure is recorded in status.json before it propagates."""
     from engine.model import ModelConfig, ModelConfigError
+    from engine.tuning import tune_process
     from storage.runfolder import RunFolder
+    tune_process()  # the command line did already; a library caller's process gets it here
 
     def say(message):
         if comm.is_root:
