@@ -60,7 +60,7 @@ def offline_message(url: str, why: str) -> str:
 
 
 class ByteBar:
-    """progress(done, total) drawn as engine.progress's bar: tqdm on a terminal, plain lines else."""
+    """progress(done, total) drawn as console.progress's bar: tqdm on a terminal, plain lines else."""
 
     def __init__(self, desc):
         self.desc, self.bar, self.shown = desc, None, 0

@@ -4,8 +4,9 @@ The projection times a few training steps of the study's net at every batch size
 image size (random images, every core of one process), and a no-grad evaluation batch, then adds
 up the plan: epoch = ceil(N_train / batch) steps + N_val evaluated images, counted two ways:
 every run at its profile's epoch cap (an upper bound), and every run as long as the article's runs
-took to converge plus the patience (`article_epochs`). The analyses and the timing pass come on top. Whole runs side by side on one thread each use the cores about as well as
-one run on all of them (bench/results/mpi_epochs.md), so the runs' times simply add up.
+took to converge plus the patience (`article_epochs`). The analyses and the timing pass come on
+top. Whole runs side by side on one thread each use the cores about as well as one run on all of
+them (bench/results/mpi_epochs.md), so the runs' times simply add up.
 """
 import math
 import time
