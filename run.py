@@ -193,7 +193,9 @@ def outcome_line(outcome, argv, out_given, ranks):
 def main(argv=None):
     """Entry point: choose the command, run it, turn user mistakes into one line."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    configure_threads(requested_threads(argv))
+    configure_threads(requested_threads(argv))  # before numpy loads: it reads the thread budget once
+    from engine.tuning import tune_process
+    tune_process()
     from parallel import LocalCommunicator, get_communicator
     comm = LocalCommunicator()
     try:
@@ -205,7 +207,7 @@ def main(argv=None):
             from analysis.study import main as study_main
             return study_main(argv[1:], comm)
         if argv and argv[0] == "report":
-            from analysis.report import main as report_main
+            from analysis.study.report import main as report_main
             return report_main(argv[1:])
         if argv and argv[0] == "evaluate":
             from analysis.evaluate import main as evaluate_main

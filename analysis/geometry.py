@@ -48,7 +48,7 @@ def run_geometry(run):
               "lr": run.lr}
     for kind in ("best", "final"):
         result[kind] = distance_from_init(run.theta(kind), theta_init, run.table)
-    metrics = run.metrics()
+    metrics = run.read_metrics()
     result["epochs"] = [m.get("epoch") for m in metrics]
     result["dist_init"] = [m.get("dist_init") for m in metrics]
     result["epoch_distance"] = [m.get("epoch_distance") for m in metrics]

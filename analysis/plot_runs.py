@@ -28,7 +28,7 @@ def build_parser():
 
 def curves(run):
     """{epoch, train_loss, val_loss, train_acc, val_acc} lists from a run's metrics.jsonl."""
-    records = run.metrics()
+    records = run.read_metrics()
     if not records:
         raise AnalysisError(f"{run.path} has no finished epoch in metrics.jsonl yet")
     keys = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc")

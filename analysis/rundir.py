@@ -1,86 +1,40 @@
-"""Reading a training run directory (config, layer table, metrics, saved flat vectors).
-
-A run directory is the analyses' only input: `config.json`, `layers.json` (the flat-vector table),
-`metrics.jsonl` (one object per epoch), `update_norms.npy`, `theta_{init,best,final}.npy` and
-`status.json`. Missing or malformed pieces raise `AnalysisError` naming the file.
-"""
-import json
+"""A training run folder as the analyses read it: storage.runfolder's RunFolder, whose read
+failures are AnalysisErrors naming the file, with the config and layer table read at once, the
+weights as float64, and the run's batch size and learning rate."""
 import os
 
 import numpy as np
 
-from storage.files import StorageError, load_npy
+from storage.runfolder import RunFolder
 
 from .errors import AnalysisError
 
-THETA_KINDS = ("init", "best", "final")
 
+class Run(RunFolder):
+    """One run folder: config.json and layers.json read on opening, the rest when asked for."""
 
-class Run:
-    """One run directory, read lazily: each file is opened the first time it is asked for."""
+    error = AnalysisError
 
     def __init__(self, path):
         if not os.path.isdir(path):
             raise AnalysisError(f"run directory not found: {path}")
-        self.path = os.path.abspath(path)
-        self.name = os.path.basename(os.path.normpath(self.path))
-        self.config = self._json("config.json")
-        self.table = self._json("layers.json")
+        super().__init__(os.path.abspath(path))
+        self.config = self.read_config()
+        self.table = self.read_layers()
         self.n_params = sum(int(row["size"]) for row in self.table)
-
-    def _file(self, name):
-        path = os.path.join(self.path, name)
-        if not os.path.isfile(path):
-            raise AnalysisError(f"{self.path} has no {name} (is it a finished training run?)")
-        return path
-
-    def _array(self, name):
-        """A saved array as float64, read without unpickling; AnalysisError if it is not one."""
-        try:
-            return load_npy(self._file(name)).astype(np.float64).ravel()
-        except StorageError as error:
-            raise AnalysisError(f"{error}; is it a file this project wrote?") from None
-
-    def _json(self, name):
-        try:
-            with open(self._file(name)) as f:
-                return json.load(f)
-        except json.JSONDecodeError as e:
-            raise AnalysisError(f"{os.path.join(self.path, name)} is not valid JSON: {e}") from None
 
     def theta(self, kind="best"):
         """The saved flat vector `theta_<kind>.npy` as float64 (kind: init, best, final, or an
         equal-loss snapshot such as loss0.55)."""
-        if kind not in THETA_KINDS and not kind.startswith("loss"):
-            raise AnalysisError(f"unknown weights '{kind}' (choose from {', '.join(THETA_KINDS)} "
-                                "or loss<level>)")
-        vector = self._array(f"theta_{kind}.npy")
+        vector = self.load_theta(kind).astype(np.float64).ravel()
         if vector.size != self.n_params:
             raise AnalysisError(f"{self.path}/theta_{kind}.npy has {vector.size} values but "
                                 f"layers.json describes {self.n_params}")
         return vector
 
-    def metrics(self):
-        """The per-epoch metric records of `metrics.jsonl`, in file order."""
-        records = []
-        with open(self._file("metrics.jsonl")) as f:
-            for number, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        records.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        raise AnalysisError(f"{self.path}/metrics.jsonl line {number} is not "
-                                            "valid JSON") from None
-        return records
-
     def update_norms(self):
         """Per-step update norms |theta_{t+1} - theta_t| as float64."""
-        return self._array("update_norms.npy")
-
-    def status(self):
-        """The run's `status.json` (empty dict when the run wrote none)."""
-        path = os.path.join(self.path, "status.json")
-        return self._json("status.json") if os.path.isfile(path) else {}
+        return self.load_update_norms().astype(np.float64).ravel()
 
     @property
     def args(self):

@@ -68,6 +68,8 @@ def study_net_step(kernels, batch, image_size, seed=0, xp=None):
 
     from engine.model import ModelConfig, build_model
     from engine.sgd import SGD
+    from engine.tuning import tune_process
+    tune_process()  # the timed process is tuned as a training command's is
     model = build_model(ModelConfig(image_size=image_size), seed=seed, kernels=kernels, xp=xp)
     sgd = SGD(model.theta, model.grad)
     rng = np.random.default_rng(seed)

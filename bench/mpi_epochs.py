@@ -171,6 +171,8 @@ def main():
     args = p.parse_args()
     if args.worker:
         configure_threads()
+        from engine.tuning import tune_process
+        tune_process()
         return worker(args)
     by_key, load = {}, [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:

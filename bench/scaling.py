@@ -268,11 +268,11 @@ def measure_compute(comm, data, per_rank_batches, examples, kernels):
 def measure_fixed(comm, data, n_val, kernels, run_dir, repeats=3):
     """Seconds of the per-epoch costs: evaluating one rank's validation shard (all ranks at once,
     slowest rank), the epoch's permutation, and rank 0 writing the checkpoint while the rest wait."""
-    from engine.rundir import RunDirectory
     from engine.train import epoch_permutation
+    from storage.runfolder import RunFolder
     shard = math.ceil(n_val / comm.size)
     trainer = local_trainer(RandomSplits(8, shard, IMAGE_SIZE), 8, kernels)
-    trainer.run_dir = RunDirectory(run_dir) if comm.is_root else None
+    trainer.run_dir = RunFolder(run_dir) if comm.is_root else None
     trainer.evaluate_validation()
     evaluation = [max(timed_on_every_rank(comm, trainer.evaluate_validation)) for _ in range(repeats)]
     permutation = [max(timed_on_every_rank(comm, lambda: epoch_permutation(0, 1, len(data.train_y))))
@@ -286,13 +286,13 @@ def measure_fixed(comm, data, n_val, kernels, run_dir, repeats=3):
 def measure_epochs(comm, data, batches, epochs, kernels, run_dir):
     """Median seconds of whole epochs (train, evaluate, checkpoint) with the engine's Trainer."""
     from engine.model import ModelConfig, build_model
-    from engine.rundir import RunDirectory
     from engine.train import Trainer, TrainConfig
+    from storage.runfolder import RunFolder
     rows = []
     for batch in batches:
         trainer = Trainer(build_model(ModelConfig(image_size=IMAGE_SIZE), seed=0, kernels=kernels),
                           data, comm, TrainConfig(batch=batch, lr=0.001, max_epochs=epochs),
-                          run_dir=RunDirectory(run_dir), log=lambda *a: None)
+                          run_dir=RunFolder(run_dir), log=lambda *a: None)
         for _ in range(2):
             trainer.train_step(np.arange(batch))
 
@@ -675,6 +675,8 @@ def main(argv=None):
     args = parse(argv)
     if args.worker:
         configure_threads()
+        from engine.tuning import tune_process
+        tune_process()
         return worker(args)
     try:
         if min(args.ranks + args.batches) < 1 or args.images < max(args.batches) or args.val_images < 1:

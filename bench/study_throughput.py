@@ -123,6 +123,8 @@ def main():
     args = p.parse_args()
     if args.worker:
         configure_threads()
+        from engine.tuning import tune_process
+        tune_process()
         return worker(args)
     best, loads = {}, [load_average()]
     with tempfile.TemporaryDirectory() as folder:

@@ -4,7 +4,6 @@ from ops.block import conv_relu_pool_backward, conv_relu_pool_forward
 from ops.conv import conv2d_backward, conv2d_forward
 from ops.dense import dense_backward, dense_forward
 from ops.loss import bce_with_logits_grad, bce_with_logits_sum
-from ops.numba_blas import single_threaded
 from ops.pool import maxpool2x2_backward, maxpool2x2_forward
 
 from .tensor import Function
@@ -72,19 +71,15 @@ class FlattenFn(Function):
 
 
 class DenseFn(Function):
-    """y = x W^T + b; keeps the input and the weight.
-
-    NumPy's BLAS runs on one thread here: the matrices are small, and its idle worker threads would
-    otherwise spin on the second core while the numba conv kernels that follow need it."""
+    """y = x W^T + b; keeps the input and the weight (NumPy's BLAS: one thread in a tuned process,
+    see engine/tuning.py)."""
 
     def forward(self, x, w, b):
         self.x, self.w = x, w
-        with single_threaded("numpy"):
-            return dense_forward(x, w, b)
+        return dense_forward(x, w, b)
 
     def backward(self, gy):
-        with single_threaded("numpy"):
-            return dense_backward(self.x, self.w, gy, need_gx=self.needs_grad[0])
+        return dense_backward(self.x, self.w, gy, need_gx=self.needs_grad[0])
 
 
 class BCEWithLogitsFn(Function):

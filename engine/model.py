@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ops.loss import count_correct
-from ops.numba_heap import keep_freed_memory
 
 from .functions import BCEWithLogitsFn
 from .init import glorot_uniform_theta
@@ -143,14 +142,11 @@ def build_model(config=ModelConfig(), seed=0, dtype="float32", kernels="fast", x
     `kernels="reference"` uses separate readable Conv2D/ReLU/MaxPool2D layers; "fast" uses the fused
     block (numba on CPU); "cuda" the fused block and the loss as numba.cuda kernels (on CuPy arrays,
     or NumPy arrays under numba's CUDA simulator). All share one parameter layout, so weights move freely between them.
-    The fast CPU model also makes the process recycle freed memory (ops.numba_heap), so training
-    steps stop page-faulting their activations in afresh.
+    Building a model leaves the process alone: its entry point tunes it (engine/tuning.py).
     """
     config.validate()
     if kernels not in KERNEL_CHOICES:
         raise ModelConfigError(f"kernels must be one of {KERNEL_CHOICES}, got {kernels!r}")
-    if kernels == "fast" and xp is np:
-        keep_freed_memory()
     dtype = np.dtype(dtype)
     params = FlatParameters(config.parameter_entries(), xp=xp, dtype=dtype)
     params.theta[...] = xp.asarray(glorot_uniform_theta(params.table, seed, dtype))

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from console.progress import progress_bar
 from ops.backend import to_host
 from parallel import broadcast_json
+from storage.runfolder import snapshot_epochs, snapshot_kind
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .params import per_layer_norms
-from .progress import progress_bar
-from .rundir import snapshot_epochs, snapshot_name
 from .schedule import lr_at_step, scaled_lr
 from .sgd import SGD
 
@@ -106,8 +106,7 @@ class Trainer:
                   "update_norms": np.asarray(self.update_norms, dtype=np.float64)}
         arrays.update({f"opt_{k}": to_host(v) for k, v in self.optimizer.state().items()})
         try:
-            save_checkpoint(self.run_dir.file("checkpoint.npz"), self.checkpoint_header(rank_sums),
-                            arrays)
+            save_checkpoint(self.run_dir.checkpoint, self.checkpoint_header(rank_sums), arrays)
         except OSError as error:
             self.log(f"warning: could not write the checkpoint ({error}); the previous one is intact")
 
@@ -262,7 +261,7 @@ class Trainer:
         earlier = min((m["train_loss"] for m in self.metrics[:-1]), default=math.inf)
         for level in self.config.snapshot_levels:
             if record["train_loss"] < level <= earlier:
-                self.run_dir.save_array(snapshot_name(level), to_host(self.model.theta))
+                self.run_dir.save_theta(snapshot_kind(level), to_host(self.model.theta))
 
     def train_epoch(self):
         """One whole epoch as run() does it: the steps, then validation and the epoch's records, then
@@ -278,7 +277,7 @@ class Trainer:
         """Train until max_epochs, early stopping, divergence or a stop request; returns the status."""
         if self.run_dir is not None:
             self.run_dir.write_layers(self.model.table)
-            self.run_dir.save_array("theta_init", to_host(self.theta_init))
+            self.run_dir.save_theta("init", to_host(self.theta_init))
             self.run_dir.write_status("running", epochs=self.epoch)
         status = "finished"
         while self.epoch < self.config.max_epochs:
@@ -302,9 +301,9 @@ class Trainer:
         if self.run_dir is None:
             return
         if status != "interrupted":
-            self.run_dir.save_array("theta_final", to_host(self.model.theta))
-            self.run_dir.save_array("theta_best", to_host(self.theta_best))
-            self.run_dir.save_array("update_norms", np.asarray(self.update_norms, dtype=np.float32))
+            self.run_dir.save_theta("final", to_host(self.model.theta))
+            self.run_dir.save_theta("best", to_host(self.theta_best))
+            self.run_dir.save_update_norms(np.asarray(self.update_norms, dtype=np.float32))
         best_loss = self.best["val_loss"]
         self.run_dir.write_status(status, epochs=self.epoch, steps=self.global_step,
                                   snapshots=snapshot_epochs(self.metrics, self.config.snapshot_levels),

@@ -4,7 +4,7 @@ from collections import Counter
 
 import numpy as np
 
-from engine.progress import progress_bar
+from console.progress import progress_bar
 from imagedata import decode as _decode
 from imagedata.errors import DataError
 from imagedata.split import SPLIT_SEED, stratified_split

@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.progress import progress_bar
+from console.progress import progress_bar
 from storage.files import atomic_write_bytes
 from storage.lock import file_lock
 from imagedata.archive import verify_zip
@@ -60,7 +60,7 @@ def offline_message(url: str, why: str) -> str:
 
 
 class ByteBar:
-    """progress(done, total) drawn as engine.progress's bar: tqdm on a terminal, plain lines else."""
+    """progress(done, total) drawn as console.progress's bar: tqdm on a terminal, plain lines else."""
 
     def __init__(self, desc):
         self.desc, self.bar, self.shown = desc, None, 0

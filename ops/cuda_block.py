@@ -19,9 +19,9 @@ depend on thread scheduling.
 from numba import cuda
 
 from .backend import array_module
-from .block import RELU_ZERO
 from .cuda_im2col import col2im, im2col
 from .cuda_launch import launch
+from .pool_code import RELU_ZERO
 from .cuda_pool import (bias_relu_pool_backward, bias_relu_pool_forward, routed_gradient,
                         store_pooled)
 

@@ -10,8 +10,8 @@ gradient of its window when its window's code names it, else 0.
 from numba import cuda
 
 from .backend import array_module
-from .block import RELU_ZERO
 from .cuda_launch import launch
+from .pool_code import RELU_ZERO
 
 
 @cuda.jit

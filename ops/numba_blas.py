@@ -7,8 +7,9 @@ call its worker threads keep spinning for a long while (~0.1 s), taking a core a
 kernels that follow; at batch 32 a training step was slower on two threads than on one.
 
 `single_threaded(library)` pins one copy to one thread for the duration of a block and restores the
-previous count, so other users of that BLAS keep their setting. If the library cannot be found
-(another NumPy/SciPy build), the context manager does nothing.
+previous count, so other users of that BLAS keep their setting; `pin_to_one_thread(library)` does it
+for the rest of the process (engine/tuning.py, at an entry point's start). If the library cannot be
+found (another NumPy/SciPy build), both do nothing.
 """
 import contextlib
 import ctypes
@@ -43,6 +44,21 @@ def _load(library):
                 _apis[library] = (get, set_)
                 break
     return _apis[library]
+
+
+def pin_to_one_thread(library="numpy"):
+    """Run one OpenBLAS copy on one thread from now on; False when it cannot be found."""
+    api = _load(library)
+    if api is None:
+        return False
+    api[1](1)
+    return True
+
+
+def blas_threads(library="numpy"):
+    """The thread count of one OpenBLAS copy now, or None when it cannot be found."""
+    api = _load(library)
+    return None if api is None else api[0]()
 
 
 @contextlib.contextmanager

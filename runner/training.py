@@ -123,7 +123,9 @@ def train_run(spec, out, comm, resume=False, log=print, overwrite=False):
     `overwrite`. `log` receives progress lines on rank 0. Returns a RunOutcome; a user mistake
     raises UsageError, and any other failure is recorded in status.json before it propagates."""
     from engine.model import ModelConfig, ModelConfigError
-    from engine.rundir import RunDirectory
+    from engine.tuning import tune_process
+    from storage.runfolder import RunFolder
+    tune_process()  # the command line did already; a library caller's process gets it here
 
     def say(message):
         if comm.is_root:
@@ -145,7 +147,7 @@ def train_run(spec, out, comm, resume=False, log=print, overwrite=False):
     dataset_name = data.identity.get("name", "data")
     out = Path(out) if out else Path("runs") / spec.default_name(dataset_name, comm.size)
     train_config = spec.train_config()
-    run_dir = RunDirectory(out)
+    run_dir = RunFolder(out)
     run_config = {"args": spec.record(out, resume=resume, overwrite=overwrite),
                   "effective_lr": train_config.effective_lr, "ranks": comm.size,
                   "threads_per_rank": int(os.environ.get("NUMBA_NUM_THREADS", "1")),
@@ -157,7 +159,7 @@ def train_run(spec, out, comm, resume=False, log=print, overwrite=False):
     if comm.is_root:
         try:
             run_dir.prepare(run_config, resume=resume, overwrite=overwrite)
-        except Exception as exc:  # noqa: BLE001 - RunDirError or an OSError, shown in one line
+        except Exception as exc:  # noqa: BLE001 - RunFolderError or an OSError, shown in one line
             error = str(exc)
     if comm.any_flag(error is not None):
         raise UsageError(error or "the run directory could not be prepared on rank 0")
@@ -174,10 +176,10 @@ def _train_prepared(spec, out, comm, resume, say, config, data, train_config, xp
     model = build_model(config, seed=spec.seed, kernels=spec.kernels, xp=xp)
     trainer = Trainer(model, data, comm, train_config, run_dir=run_dir, log=say,
                       progress=not spec.quiet)
-    if resume and comm.any_flag(comm.is_root and run_dir.file("checkpoint.npz").exists()):
+    if resume and comm.any_flag(comm.is_root and run_dir.has_checkpoint()):
         from engine.checkpoint import CheckpointError
         try:
-            trainer.restore(run_dir.file("checkpoint.npz"))
+            trainer.restore(run_dir.checkpoint)
         except CheckpointError as exc:
             raise UsageError(str(exc)) from None
         say(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")

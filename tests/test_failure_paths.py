@@ -20,7 +20,7 @@ TINY = ["--image-size", "32", "--batch", "16", "--lr", "0.05", "--kernels", "ref
 DRIVER = """
 import errno, sys
 sys.path.insert(0, {root!r})
-import engine.rundir, engine.train, run
+import engine.train, run, storage.runfolder
 {patch}
 sys.exit(run.main({argv!r}))
 """
@@ -29,12 +29,12 @@ PATCHES = {
              "engine.train.Trainer.run_epoch = fail",
     "memory": "def fail(self, indices):\n    raise MemoryError('Unable to allocate 2.00 GiB for an "
               "array with shape (32, 4, 2048, 2048)')\nengine.train.Trainer.train_step = fail",
-    "disk_full": "save = engine.rundir.RunDirectory.save_array\n"
-                 "def fail(self, name, array):\n"
-                 "    if name == 'theta_best':\n"
-                 "        raise OSError(errno.ENOSPC, 'No space left on device', str(self.file(name + '.npy')))\n"
-                 "    save(self, name, array)\n"
-                 "engine.rundir.RunDirectory.save_array = fail",
+    "disk_full": "save = storage.runfolder.RunFolder.save_theta\n"
+                 "def fail(self, kind, array):\n"
+                 "    if kind == 'best':\n"
+                 "        raise OSError(errno.ENOSPC, 'No space left on device', self.path + '/theta_best.npy')\n"
+                 "    save(self, kind, array)\n"
+                 "storage.runfolder.RunFolder.save_theta = fail",
 }
 
 

@@ -35,7 +35,7 @@ def source_copy(folder):
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     for name in ("pyproject.toml", *(module + ".py" for module in project["py-modules"])):
         shutil.copy2(ROOT / name, folder / name)
-    for package in project["packages"]:
+    for package in (name for name in project["packages"] if "." not in name):  # subpackages come along
         shutil.copytree(ROOT / package, folder / package,
                         ignore=shutil.ignore_patterns("__pycache__", "results"))
     return folder

@@ -1,4 +1,4 @@
-"""engine.progress: plain periodic lines when stderr is not a terminal, nothing when disabled, and the
+"""console.progress: plain periodic lines when stderr is not a terminal, nothing when disabled, and the
 training loop's within-epoch lines carrying the running loss the epoch record ends with."""
 import io
 import json
@@ -6,7 +6,7 @@ import re
 
 from conftest import make_array_data
 
-from engine import progress
+from console import progress
 from engine.model import ModelConfig, build_model
 from engine.train import Trainer, TrainConfig
 from parallel import LocalCommunicator

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.study_plan import StudySettings, plan_runs
-from engine.rundir import RESUMABLE_DIFFERENCES, RunDirectory
+from analysis.study.plan import StudySettings, plan_runs
+from storage.runfolder import RESUMABLE_DIFFERENCES, RunFolder
 from parallel import LocalCommunicator
 from runner import RunSpec, UsageError, train_run
 
@@ -53,10 +53,10 @@ def test_a_run_folder_written_before_the_runner_is_accepted_for_resuming(tmp_pat
     saved = json.loads((folder / "config.json").read_text())
     spec = RunSpec.from_mapping(saved["args"])
     config = {**saved, "args": spec.record(folder, resume=True)}
-    assert RunDirectory(folder).prepare(config, resume=True) == saved
+    assert RunFolder(folder).prepare(config, resume=True) == saved
     changed = {**saved, "args": RunSpec.from_mapping({**saved["args"], "seed": 1}).record(folder, resume=True)}
     with pytest.raises(Exception, match="different settings \\(seed\\)"):
-        RunDirectory(folder).prepare(changed, resume=True)
+        RunFolder(folder).prepare(changed, resume=True)
     assert {"out", "resume", "quiet"} <= RESUMABLE_DIFFERENCES
 
 
@@ -76,3 +76,32 @@ def test_train_run_continues_its_own_run_where_it_stopped(tmp_path):
                         resume=True, log=quiet)
     epochs = [json.loads(line)["epoch"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert (first.status, first.epoch, resumed.status, resumed.epoch, epochs) == ("finished", 1, "finished", 2, [1, 2])
+
+
+# A run folder written by run.py at commit e75322c, before storage.runfolder (synthetic set, 32 px,
+# one epoch, reference kernels); its weights and checkpoint are not committed (1.7 MB).
+OLD_RUN = ROOT / "tests" / "fixtures" / "old_run"
+NOT_SCALAR = ("train_seconds", "eval_seconds", "dist_init_layers")  # times, and a dict compared alone
+
+
+def test_a_run_folder_written_before_the_run_folder_class_resumes(tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(OLD_RUN, old)
+    saved = RunFolder(old).read_config()
+    comm, quiet = LocalCommunicator(), (lambda message: None)
+    # the checkpoint it ended with: its own spec trained again (training is deterministic and the
+    # checkpoint's format is engine/checkpoint.py's, unchanged)
+    train_run(RunSpec.from_mapping(saved["args"]), tmp_path / "again", comm, log=quiet)
+    shutil.copy2(tmp_path / "again" / "checkpoint.npz", old / "checkpoint.npz")
+    resumed = train_run(RunSpec.from_mapping({**saved["args"], "max_epochs": 2}), old, comm, resume=True,
+                        log=quiet)
+    assert (resumed.status, resumed.epoch) == ("finished", 2)
+    assert (old / "config.json").read_bytes() == (OLD_RUN / "config.json").read_bytes()
+    metrics = RunFolder(old).read_metrics()
+    written_then = RunFolder(OLD_RUN).read_metrics()[0]
+    assert [m["epoch"] for m in metrics] == [1, 2]
+    assert {k: v for k, v in metrics[0].items() if k not in NOT_SCALAR} == pytest.approx(
+        {k: v for k, v in written_then.items() if k not in NOT_SCALAR}, rel=1e-5)
+    assert metrics[0]["dist_init_layers"] == pytest.approx(written_then["dist_init_layers"], rel=1e-5)
+    assert RunFolder(old).read_status()["status"] == "finished"
+    assert RunFolder(old).load_theta("final").shape == RunFolder(old).load_theta("init").shape

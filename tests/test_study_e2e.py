@@ -11,7 +11,7 @@ import re
 import pytest
 from PIL import Image
 
-from analysis import report, study
+from analysis.study import command, report
 from analysis.stats import CONTRADICTED, INCONCLUSIVE, REPRODUCED
 from test_study_stats import hand_welch
 
@@ -30,7 +30,7 @@ def mini_study(tmp_path_factory):
     root = tmp_path_factory.mktemp("study")
     out = str(root / "study")
     argv = ["--out", out, "--cache-dir", str(root / "cache")] + MINI
-    assert study.main(argv) == 0
+    assert command.main(argv) == 0
     return out, argv
 
 
@@ -90,7 +90,7 @@ def test_second_invocation_trains_nothing_and_resumes_only_the_unfinished_run(mi
               for name in os.listdir(runs_dir)}
     analysis_stamps = {p: os.path.getmtime(os.path.join(out, "analysis", p))
                        for p in os.listdir(os.path.join(out, "analysis"))}
-    assert study.main(argv) == 0
+    assert command.main(argv) == 0
     assert invocations(out)[-1]["trained_by_rank0"] == 0
     assert invocations(out)[-1]["analysed_by_rank0"] == 0
     assert stamps == {name: os.path.getmtime(os.path.join(runs_dir, name, "metrics.jsonl"))
@@ -103,7 +103,7 @@ def test_second_invocation_trains_nothing_and_resumes_only_the_unfinished_run(mi
         best = json.load(f)["best_val_loss"]
     with open(os.path.join(victim, "status.json"), "w") as f:
         json.dump({"status": "running"}, f)
-    assert study.main(argv) == 0
+    assert command.main(argv) == 0
     assert invocations(out)[-1]["trained_by_rank0"] == 1
     with open(os.path.join(victim, "status.json")) as f:
         status = json.load(f)
@@ -114,5 +114,5 @@ def test_changed_run_settings_are_refused(mini_study, capsys):
     out, argv = mini_study
     changed = list(argv)
     changed[changed.index("--image-size") + 1] = "64"
-    assert study.main(changed) == study.EXIT_USAGE
+    assert command.main(changed) == command.EXIT_USAGE
     assert "image_size" in capsys.readouterr().err

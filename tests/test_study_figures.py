@@ -1,4 +1,4 @@
-"""The study report's figures (analysis/study_figures.py), read back from the matplotlib objects.
+"""The study report's figures (analysis/study/figures*.py), read back from the matplotlib objects.
 
 A study folder is planted with known values (no training): bs 16 runs that early-stop, bs 32 runs
 capped by the epoch limit, sharpness whose seed spread exceeds its mean, two loss surfaces of very
@@ -16,10 +16,10 @@ from matplotlib.collections import PathCollection
 from matplotlib.container import ErrorbarContainer
 from matplotlib.contour import ContourSet
 
-from analysis import study_figures
-from analysis.study_figures import FigureWriter, all_figures
-from analysis.study_plan import StudySettings, plan_analyses, plan_runs, run_name
-from analysis.study_results import StudyResults
+from analysis.study import drawing
+from analysis.study.figures import FigureWriter, all_figures
+from analysis.study.plan import StudySettings, plan_analyses, plan_runs, run_name
+from analysis.study.results import StudyResults
 
 DATA_PATH = "/home/someone/datasets/PetImages"
 CONTEXT = "PetImages, 64 px, standard profile"
@@ -237,7 +237,7 @@ def test_capped_runs_are_open_triangles_and_their_best_epochs_lower_bounds(plant
     assert all(c.get_offsets()[0, 0] == pytest.approx(1, abs=0.1) for c in hollow)
     # two series (base and scaled lr) share the capped bs 32 runs: one legend entry for them
     labels = figures["fig26_sharpness_scaled"].axes[0].get_legend_handles_labels()[1]
-    assert labels.count(study_figures.CAPPED_LABEL) == 1
+    assert labels.count(drawing.CAPPED_LABEL) == 1
 
 
 @pytest.mark.parametrize("ranks, words", [((1, 2), "1 and 2 ranks"), ((1,), "1 rank")])
@@ -255,5 +255,5 @@ def test_figure_8_title_names_the_rank_counts_it_shows(tmp_path, ranks, words):
 
 def test_study_context_uses_the_folder_name_only():
     settings = StudySettings(data="/srv/data/cats_and_dogs_filtered/", image_size=128, profile="paper")
-    assert study_figures.study_context(settings) == "cats_and_dogs_filtered, 128 px, paper profile"
-    assert study_figures.study_context(StudySettings()) == "synthetic, 32 px, quick profile"
+    assert drawing.study_context(settings) == "cats_and_dogs_filtered, 128 px, paper profile"
+    assert drawing.study_context(StudySettings()) == "synthetic, 32 px, quick profile"

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from test_study_stats import hand_welch
 
-from analysis import study_tasks
+from analysis.study import tasks as study_tasks
 from analysis.comparison import ComparisonPoint, comparison_point
 from analysis.stats import CONTRADICTED, INCONCLUSIVE, REPRODUCED
-from analysis.study_findings import compute_findings
-from analysis.study_plan import AnalysisTask, StudySettings
-from analysis.study_results import StudyResults
-from analysis.study_timing import timing_params
+from analysis.study.findings import compute_findings
+from analysis.study.plan import AnalysisTask, StudySettings
+from analysis.study.results import StudyResults
+from analysis.study.timing import timing_params
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = (0, 1, 2)

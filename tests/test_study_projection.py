@@ -1,8 +1,8 @@
 """The paper-plan projection's epoch model, checked against the article's own numbers."""
 import pytest
 
-from analysis.study_plan import PROFILES, StudySettings, plan_runs
-from analysis.study_projection import article_epochs, log_interpolate, plan_hours
+from analysis.study.plan import PROFILES, StudySettings, plan_runs
+from analysis.study.projection import article_epochs, log_interpolate, plan_hours
 
 
 def paper(**overrides):

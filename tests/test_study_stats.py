@@ -13,7 +13,7 @@ from scipy import stats as scipy_stats
 
 from analysis.stats import (CONTRADICTED, INCONCLUSIVE, REPRODUCED, gap_closed, gap_closed_fraction,
                             summarize, welch_difference)
-from analysis.study_plan import StudySettings, plan_analyses, plan_runs, run_name
+from analysis.study.plan import StudySettings, plan_analyses, plan_runs, run_name
 
 
 def hand_welch(a, b):

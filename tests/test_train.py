@@ -9,7 +9,7 @@ from conftest import ArrayData, make_array_data
 import storage.files
 from engine.checkpoint import CheckpointError, load_checkpoint
 from engine.model import ModelConfig, build_model
-from engine.rundir import RunDirectory, RunDirError, snapshot_epochs
+from storage.runfolder import RunFolder, RunFolderError, snapshot_epochs
 from engine.schedule import lr_at_step, scaled_lr
 from storage.files import StorageError, load_npy
 from engine.train import Trainer, TrainConfig, epoch_permutation
@@ -21,7 +21,7 @@ CONFIG = ModelConfig(image_size=32)
 def make_trainer(tmp_path, data=None, name="run", **settings):
     settings = {"batch": 16, "lr": 0.05, "max_epochs": 2, "patience": 10, **settings}
     model = build_model(CONFIG, seed=1, kernels="reference")
-    run_dir = RunDirectory(tmp_path / name)
+    run_dir = RunFolder(tmp_path / name)
     run_dir.prepare({"args": settings}, resume=(tmp_path / name / "config.json").exists())
     return Trainer(model, data or make_array_data(60, 20), LocalCommunicator(), TrainConfig(**settings),
                    run_dir=run_dir, log=lambda *a: None)
@@ -130,9 +130,9 @@ def test_interrupted_run_resumes_bit_identically(tmp_path, optimizer):
 def test_snapshot_is_saved_once_at_the_first_crossing(tmp_path, monkeypatch):
     trainer = make_trainer(tmp_path, snapshot_levels=(0.65, 0.6, 0.5))
     saved = []
-    original_save = trainer.run_dir.save_array
-    monkeypatch.setattr(trainer.run_dir, "save_array",
-                        lambda name, array: (saved.append(name), original_save(name, array)))
+    original_save = trainer.run_dir.save_theta
+    monkeypatch.setattr(trainer.run_dir, "save_theta",
+                        lambda kind, array: (saved.append(kind), original_save(kind, array)))
     vectors = []
     for epoch, loss in enumerate([0.70, 0.64, 0.66, 0.58], 1):  # crosses 0.65 at 2, 0.6 at 4
         trainer.model.theta[...] = epoch  # a different, recognisable vector each epoch
@@ -140,7 +140,7 @@ def test_snapshot_is_saved_once_at_the_first_crossing(tmp_path, monkeypatch):
         record = {"epoch": epoch, "train_loss": loss}
         trainer.metrics.append(record)
         trainer.save_snapshots(record)
-    assert saved == ["theta_loss0.65", "theta_loss0.6"]  # 0.66 and 0.58 re-cross 0.65: no resave
+    assert saved == ["loss0.65", "loss0.6"]  # 0.66 and 0.58 re-cross 0.65: no resave
     assert np.array_equal(load_npy(tmp_path / "run" / "theta_loss0.65.npy"), vectors[1])
     assert np.array_equal(load_npy(tmp_path / "run" / "theta_loss0.6.npy"), vectors[3])
     assert not (tmp_path / "run" / "theta_loss0.5.npy").exists()
@@ -272,10 +272,10 @@ def test_pickled_arrays_are_never_loaded(tmp_path):
 
 
 def test_run_directory_refuses_another_run(tmp_path):
-    RunDirectory(tmp_path / "r").prepare({"args": {"batch": 32}})
-    with pytest.raises(RunDirError, match="already holds a run"):
-        RunDirectory(tmp_path / "r").prepare({"args": {"batch": 64}})
-    with pytest.raises(RunDirError, match="different settings"):
-        RunDirectory(tmp_path / "r").prepare({"args": {"batch": 64}}, resume=True)
-    RunDirectory(tmp_path / "r").prepare({"args": {"batch": 64}}, overwrite=True)
+    RunFolder(tmp_path / "r").prepare({"args": {"batch": 32}})
+    with pytest.raises(RunFolderError, match="already holds a run"):
+        RunFolder(tmp_path / "r").prepare({"args": {"batch": 64}})
+    with pytest.raises(RunFolderError, match="different settings"):
+        RunFolder(tmp_path / "r").prepare({"args": {"batch": 64}}, resume=True)
+    RunFolder(tmp_path / "r").prepare({"args": {"batch": 64}}, overwrite=True)
     assert json.loads((tmp_path / "r" / "config.json").read_text())["args"]["batch"] == 64

@@ -13,17 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-from .rundir import Run
-from .study_tasks import read_json, write_json_atomic
+from ..rundir import Run
+from .folder import StudyFolder, read_json, write_json_atomic
 
 TIMING_RANKS = (1, 2)
 TIMED_EPOCHS = 4  # the first is the warm-up
-RUN_PY = Path(__file__).resolve().parent.parent / "run.py"
-
-
-def timing_path(study_dir):
-    """Where the timing pass's result lives."""
-    return os.path.join(study_dir, "timing", "timing.json")
+RUN_PY = Path(__file__).resolve().parents[2] / "run.py"
 
 
 def timing_params(settings, cores):
@@ -35,7 +30,7 @@ def timing_params(settings, cores):
 
 def timing_done(study_dir, settings, cores):
     """True when the timing pass was measured with the current parameters."""
-    saved = read_json(timing_path(study_dir))
+    saved = read_json(StudyFolder(study_dir).timing_json)
     return saved is not None and saved.get("params") == timing_params(settings, cores)
 
 
@@ -71,7 +66,7 @@ def run_timing(study_dir, settings, cores, cache_dir=None, log=print):
     entries = []
     for ranks in TIMING_RANKS:
         for batch in settings.batches:
-            folder = os.path.join(study_dir, "timing", f"bs{batch}-r{ranks}")
+            folder = StudyFolder(study_dir).timing_run(batch, ranks)
             command = timing_command(settings, batch, ranks, cores, folder, cache_dir)
             if command is None:
                 log(f"timing bs {batch} on {ranks} ranks: skipped (no mpirun)")
@@ -81,7 +76,7 @@ def run_timing(study_dir, settings, cores, cache_dir=None, log=print):
             if result.returncode != 0:
                 log(f"timing bs {batch} on {ranks} ranks failed: {result.stderr.strip()[-300:]}")
                 continue
-            metrics = Run(folder).metrics()
+            metrics = Run(folder).read_metrics()
             seconds = [m["train_seconds"] + m["eval_seconds"] for m in metrics]
             entries.append({"batch": batch, "ranks": ranks, "threads_per_rank": max(1, cores // ranks),
                             "epoch_seconds": seconds, "samples": seconds[1:],
@@ -89,6 +84,6 @@ def run_timing(study_dir, settings, cores, cache_dir=None, log=print):
                             "load_before": load})
             log(f"timing bs {batch} on {ranks} rank(s): "
                 + ", ".join(f"{s:.2f}" for s in seconds[1:]) + " s per epoch")
-    write_json_atomic(timing_path(study_dir), {"params": timing_params(settings, cores),
+    write_json_atomic(StudyFolder(study_dir).timing_json, {"params": timing_params(settings, cores),
                                                "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                                "entries": entries})

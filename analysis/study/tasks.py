@@ -3,61 +3,25 @@
 A result file stores the task's parameters; a task counts as done only when its file exists with the
 same parameters, so changing e.g. the surface grid recomputes the surfaces and nothing else.
 """
-import json
 import os
 import time
 
-import numpy as np
-
-from storage.files import atomic_write_json
-
-from .comparison import comparison_point
-from .data import build_run_model, load_run_dataset, split_objective
-from .interpolation import default_alphas, interpolate
-from .landscape import default_axes, loss_surface
-from .noise import gradient_noise_scale
-from .rundir import Run
-from .sharpness import keskar_sharpness, random_subspace
+from ..comparison import comparison_point
+from ..data import build_run_model, load_run_dataset, split_objective
+from ..interpolation import default_alphas, interpolate
+from ..landscape import default_axes, loss_surface
+from ..noise import gradient_noise_scale
+from ..rundir import Run
+from ..sharpness import keskar_sharpness, random_subspace
+from .folder import StudyFolder, read_json, to_jsonable, write_json_atomic
 
 TERMINAL_STATUSES = ("finished", "early_stopped", "diverged")
 USABLE_STATUSES = ("finished", "early_stopped")
 
 
-def to_jsonable(value):
-    """Nested numpy values turned into plain JSON types."""
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def write_json_atomic(path, payload):
-    """Write JSON atomically (temp file, fsync, rename), so readers never see half a file."""
-    atomic_write_json(path, to_jsonable(payload))
-
-
-def read_json(path):
-    """A JSON file's content, or None when it is missing or unreadable."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def result_path(study_dir, task):
-    """Where a task's result lives."""
-    return os.path.join(study_dir, "analysis", f"{task.name}.json")
-
-
 def task_done(study_dir, task):
     """True when the task's result exists and was computed with the current parameters."""
-    saved = read_json(result_path(study_dir, task))
+    saved = read_json(StudyFolder(study_dir).task_result(task.name))
     return saved is not None and saved.get("params") == to_jsonable(task.params)
 
 
@@ -82,10 +46,11 @@ class TaskRunner:
     def run(self, task):
         """Compute one task at its group's comparison point and write its result file (or a
         'skipped' record saying why no comparable weights exist)."""
-        group = [Run(os.path.join(self.study_dir, "runs", name)) for name in task.runs]
+        folder = StudyFolder(self.study_dir)
+        group = [Run(folder.run(name)) for name in task.runs]
         started = time.perf_counter()
-        usable = [r for r in group if r.status().get("status") in USABLE_STATUSES]
-        point = comparison_point([r.status() for r in usable])
+        usable = [r for r in group if r.read_status().get("status") in USABLE_STATUSES]
+        point = comparison_point([r.read_status() for r in usable])
         by_name = {r.name: r for r in group}
         targets = [by_name[name] for name in task.params["targets"]]
         unusable = [r.name for r in targets if r not in usable]
@@ -96,10 +61,11 @@ class TaskRunner:
                                  f"{task.params['group']} group (a run never left the plateau)"}
         else:
             result = {"point": point.as_dict(),
-                      "epochs": {r.name: point.epoch(r.status()) for r in targets},
+                      "epochs": {r.name: point.epoch(r.read_status()) for r in targets},
                       **getattr(self, f"_{task.kind}")(task, targets, point.weights)}
-        os.makedirs(os.path.join(self.study_dir, "analysis"), exist_ok=True)
-        write_json_atomic(result_path(self.study_dir, task),
+        path = folder.task_result(task.name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_json_atomic(path,
                           {"kind": task.kind, "runs": list(task.runs), "params": task.params,
                            "seconds": time.perf_counter() - started, "result": result})
 

@@ -17,7 +17,7 @@ against seed values (Welch); what each one reads:
 8. linear scaling closes most of the gap: fraction of the best-validation-loss gap (L - S at lr0)
    that L at lr_L closes, bootstrap interval, lower bound above 50 %
 """
-from .stats import gap_closed, welch_difference
+from ..stats import gap_closed, welch_difference
 
 CLAIMS = {
     1: "the larger the batch, the slower the training loss falls",
@@ -55,7 +55,7 @@ def early_train_loss(results, settings):
 def compute_findings(results):
     """One row per finding: claim, measure, comparison made, article value, the two settings'
     summaries, the effect (with interval, p and verdict) and a note."""
-    from .stats import summarize
+    from ..stats import summarize
     st = results.settings
     S, L, lr0 = st.small_batch, st.large_batch, st.base_lr
     small, large = (S, lr0), (L, lr0)

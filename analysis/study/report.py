@@ -12,12 +12,13 @@ import sys
 
 import numpy as np
 
-from .errors import EXIT_OK, command_main
-from .help_format import DefaultsFormatter
-from .study_figures import all_figures
-from .study_findings import compute_findings
-from .stats import summarize, welch_difference
-from .study_results import StudyResults, sharpness_key
+from ..errors import EXIT_OK, command_main
+from ..help_format import DefaultsFormatter
+from .figures import all_figures
+from .findings import compute_findings
+from .folder import StudyFolder
+from ..stats import summarize, welch_difference
+from .results import StudyResults, sharpness_key
 
 
 
@@ -83,12 +84,9 @@ def header_section(results, title):
     st, meta = results.settings, results.meta
     counts = results.counts()
     invocations = meta.get("invocations", [])
-    first_config = next((r.folder for r in results.runs if r.usable), None)
+    config = next((r.config for r in results.runs if r.usable), None)
     dataset = commit = threads = "unknown"
-    if first_config:
-        import json
-        with open(os.path.join(first_config, "config.json")) as f:
-            config = json.load(f)
+    if config:
         dataset = config.get("dataset", {})
         layout = dataset.get("layout", dataset.get("name", "?")) if isinstance(dataset, dict) else ""
         dataset = (f"{layout} layout ({dataset.get('n_train', dataset.get('train', '?'))} train / "
@@ -277,7 +275,7 @@ def runs_section(results):
 def write_report(study_dir, out=None, dpi=90, title=None):
     """Write <out>/report.md and the figures; returns the report path and the figure files."""
     results = StudyResults(study_dir)
-    out = out or os.path.join(study_dir, "report")
+    out = out or StudyFolder(study_dir).report
     os.makedirs(out, exist_ok=True)
     figures = all_figures(results, out, dpi)
     rows = compute_findings(results)

@@ -16,7 +16,7 @@ import numpy as np
 from engine.model import ModelConfig, build_model
 from engine.sgd import SGD
 
-from .study_plan import PROFILES, StudySettings, plan_runs
+from .plan import PROFILES, StudySettings, plan_runs
 
 STEP_REPEATS = 3
 

@@ -7,7 +7,7 @@ name batch 32 at lr 0.01 seed 0 `bs32-lr0.01-s0`, and it is trained once. Every 
 """
 from dataclasses import asdict, dataclass, field, fields
 
-from .errors import AnalysisError
+from ..errors import AnalysisError
 
 
 class StudyError(AnalysisError):

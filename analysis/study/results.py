@@ -12,12 +12,14 @@ import os
 
 import numpy as np
 
-from .comparison import comparison_point
-from .rundir import Run
-from .stats import summarize
-from .study_plan import COMPARISON_GROUPS, StudyError, StudySettings, plan_analyses, plan_runs
-from .study_tasks import USABLE_STATUSES, read_json
-from .study_timing import timing_path
+from storage.runfolder import RunFolder
+
+from ..comparison import comparison_point
+from ..rundir import Run
+from ..stats import summarize
+from .folder import StudyFolder, read_json
+from .plan import COMPARISON_GROUPS, StudyError, StudySettings, plan_analyses, plan_runs
+from .tasks import USABLE_STATUSES
 
 # Values that depend on where a run is read (its group's comparison point).
 POINT_KEYS = ("dist_init", "update_median", "epochs_to_point", "train_loss_at_point",
@@ -31,7 +33,7 @@ class RunResult:
         self.planned, self.folder = planned, folder
         self.batch, self.lr, self.seed = planned.batch, planned.lr, planned.seed
         self.setting = (planned.batch, planned.lr)
-        self.status_record = read_json(os.path.join(folder, "status.json")) or {}
+        self.status_record = RunFolder(folder).read_status()
         self.status = self.status_record.get("status", "missing")
         self.metrics, self.values, self.config = [], {}, {}
         self.update_norms = None
@@ -46,7 +48,7 @@ class RunResult:
     def _read(self):
         run = Run(self.folder)
         self.config = run.config
-        self.metrics = run.metrics()
+        self.metrics = run.read_metrics()
         self.update_norms = run.update_norms()
         status = self.status_record
         self.values = {
@@ -87,24 +89,23 @@ class StudyResults:
     """Everything the report needs from a study folder."""
 
     def __init__(self, study_dir):
-        meta = read_json(os.path.join(study_dir, "study.json"))
+        folder = StudyFolder(study_dir)
+        meta = read_json(folder.study_json)
         if meta is None:
             raise StudyError(f"{study_dir} is not a study folder (no readable study.json)")
         self.study_dir, self.meta = study_dir, meta
         self.settings = StudySettings.from_dict(meta["settings"])
         self.planned = plan_runs(self.settings)
         self.tasks = plan_analyses(self.settings, self.planned)
-        if not os.path.isdir(os.path.join(study_dir, "runs")):
+        if not os.path.isdir(folder.runs):
             raise StudyError(f"{study_dir} holds no run data (no runs/ folder): nothing to report")
-        self.runs = [RunResult(p, os.path.join(study_dir, "runs", p.name)) for p in self.planned]
+        self.runs = [RunResult(p, folder.run(p.name)) for p in self.planned]
         if not any(r.usable for r in self.runs):
             raise StudyError(f"{study_dir} holds no finished run yet: nothing to report")
-        analysis_dir = os.path.join(study_dir, "analysis")
-        self.analysis = {t.name: read_json(os.path.join(analysis_dir, f"{t.name}.json"))
-                         for t in self.tasks}
+        self.analysis = {t.name: read_json(folder.task_result(t.name)) for t in self.tasks}
         self.points = {g: comparison_point([r.status_record for r in self.group_runs(g)])
                        for g in COMPARISON_GROUPS}
-        self.timing = read_json(timing_path(study_dir))
+        self.timing = read_json(folder.timing_json)
 
     # ---- selecting ---------------------------------------------------------------------------
     def group_runs(self, group):
