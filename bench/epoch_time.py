@@ -104,10 +104,10 @@ def measure_batch(data, batch, args):
     in-memory steps timed right before and right after it."""
     from bench.flops import load_average
     from engine.model import ModelConfig, build_model
-    from engine.rundir import RunDirectory
     from engine.sgd import SGD
     from engine.train import Trainer, TrainConfig, epoch_permutation
     from parallel import LocalCommunicator
+    from storage.runfolder import RunFolder
     config = ModelConfig(image_size=args.image_size)
     order = epoch_permutation(1, 0, len(data.train_y))
     batches = [data.batch("train", order[k * batch:(k + 1) * batch]) for k in range(4)]
@@ -115,7 +115,7 @@ def measure_batch(data, batch, args):
     sgd = SGD(model.theta, model.grad)
     rows, windows = [], [step_seconds(model, sgd, batches, args.step_seconds)]
     with tempfile.TemporaryDirectory(dir=args.run_parent) as folder:
-        run_dir = RunDirectory(Path(folder) / "run")
+        run_dir = RunFolder(Path(folder) / "run")
         run_dir.prepare({"args": {"bench": "epoch_time", "batch": batch}})
         trainer = Trainer(build_model(config, seed=0, kernels=args.kernels), data, LocalCommunicator(),
                           TrainConfig(batch=batch, lr=0.01, max_epochs=args.epochs), run_dir=run_dir,
@@ -141,7 +141,7 @@ def measure_batch(data, batch, args):
                 row = epoch_row(batch, epoch, len(data.train_y), len(data.val_y), spent, seconds,
                                 windows[-2] + windows[-1])
                 row.update(load_average_before=load_before, load_average_after=load_average(),
-                           checkpoint_bytes=run_dir.file("checkpoint.npz").stat().st_size)
+                           checkpoint_bytes=run_dir.checkpoint.stat().st_size)
                 rows.append(row)
         finally:
             del data.batch  # back to the class's method
@@ -194,8 +194,10 @@ def main():
 
     from bench.common import RESULTS, machine_info, peak_rss_mb, write_result
     from engine.kernel_cache import warm_up_kernels
+    from engine.tuning import tune_process
     from imagedata import load_dataset
     from parallel import LocalCommunicator
+    tune_process()  # as run.py does: the same heap and BLAS settings as a real run
     data = load_dataset(args.data, image_size=args.image_size)
     warm_up_kernels(LocalCommunicator(), args.kernels, print)
     rows = []

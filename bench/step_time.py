@@ -7,7 +7,7 @@ ceiling, with PyTorch beside it.
 Every configuration (our engine with a kernel set, or PyTorch in NCHW or channels_last; a training
 step = forward + backward + SGD update, or a no-grad evaluation = forward + loss + correct count;
 one batch size) runs in a fresh subprocess with the requested threads, so its peak memory is its
-own. In that subprocess, right before the configuration, NumPy's float32 sgemm on 1024 x 1024
+own. In that subprocess, right before the configuration, NumPy's float32 sgemm on 2048 x 2048
 matrices is timed with the same threads (bench.flops.sgemm_gflops): the ceiling of each row is
 measured in the same process, seconds before it (on --device cuda there is no ceiling). Then
 `repeats` timed calls after 2 warm-up calls give images/s at the median call and at the best;
@@ -110,7 +110,7 @@ def measure_one(spec):
     """Run one configuration (in its own subprocess): the sgemm ceiling first, then the calls."""
     from engine.model import ModelConfig
     train, device = spec["pass"] == "train", spec["device"]
-    sgemm = sgemm_gflops(1024, 20) if device == "cpu" else None
+    sgemm = sgemm_gflops(2048, 10) if device == "cpu" else None
     make = engine_call if spec["kind"] == "engine" else torch_call
     call = make(spec["variant"], train, spec["batch"], spec["size"], device)
     times = call_times(call, spec["repeats"], warmup=WARMUP)
@@ -214,7 +214,7 @@ def main():
                       f"(best {row['images_per_s_best']:,.0f})  {row['gflops_median']:5.1f} GFLOP/s{fraction}  "
                       f"peak {row['peak_rss_mb']:.0f} MB  load {row['load_average'][0]:.2f}", flush=True)
     header = (f"Step time of the study's net at {args.image_size} px, {args.threads} threads, device "
-              f"{args.device}. Ceiling: NumPy float32 sgemm (1024^3) timed in each row's own process "
+              f"{args.device}. Ceiling: NumPy float32 sgemm (2048^3) timed in each row's own process "
               f"right before it; FLOPs exact per layer (bench/flops.py).")
     table = markdown_tables(rows, args.batches, header)
     write_result(args.name, {"machine": machine_info(), "threads": args.threads, "device": args.device,

@@ -136,7 +136,7 @@ def load_dataset(source=None, image_size=128, cache_dir=None, seed=0, jfif_only=
     initial weights and batch order, never the data or the train/validation split.
     jfif_only keeps only files whose first 10 bytes contain b"JFIF" (TensorFlow Datasets' filter).
     download_url / expected_sha256 / progress(done, total) apply to the downloads only.
-    show_progress draws download and decoding bars on stderr (engine.progress).
+    show_progress draws download and decoding bars on stderr (console.progress).
     log receives one-line progress messages. User mistakes raise DataError.
     """
     del seed  # documented above: the data never depends on the training seed
