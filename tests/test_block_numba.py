@@ -8,9 +8,12 @@ from ops.block import RELU_ZERO, conv_relu_pool_backward_reference, conv_relu_po
 from ops.conv import conv2d_forward
 
 # (N, C, O, H, W, k): odd sizes (floored pool), batch 1, 1 input channel, k 1/3/5; C >= 16 takes
-# the im2col + BLAS path, fewer channels the direct kernels.
+# the im2col + BLAS path, fewer channels the direct kernels. The direct 3x3 kernels work on channel
+# pairs (odd O and C leave a single one) and scatter float32 gradients in 64-bit pairs when the
+# padded width is even (odd W takes the plain path).
 SHAPES = [
     (3, 3, 4, 9, 11, 3),
+    (2, 3, 5, 10, 12, 3),
     (1, 1, 2, 8, 7, 3),
     (2, 2, 3, 7, 9, 5),
     (2, 5, 3, 8, 6, 1),
