@@ -9,8 +9,13 @@ two flat "parity planes": P[0] holds the even padded rows, P[1] the odd ones. Ou
 
 so one long vector loop over t computes both rows of every window of a block of window rows, and
 for k = 3 the two rows share 12 input loads for 18 multiply-adds (the positions between rows are
-computed and ignored). The forward pass pools straight from these two small per-thread buffers:
-the pre-pool activation is never written.
+computed and ignored). The 3x3 loops work on two output channels at once (_taps3_pair,
+_corr3_pair): the same 12 input loads then feed 36 multiply-adds, which makes the loops bound by
+the FMA units rather than by loads (~90 % of the machine's one-thread sgemm rate in isolation).
+The forward pass pools straight from small per-thread accumulator rows (even/odd rows of the two
+channels): the pre-pool activation is never written. Those four rows are loaded and stored in
+every iteration, so the caller places them 1 KiB apart modulo 4 KiB (block_numba._acc_workspace);
+rows at nearby addresses modulo 4 KiB can halve the loop's speed (4K aliasing).
 
 Backward: the pooled gradient is scattered into padded parity planes G (zero except at the window
 winners). Writing gA/gB for the gradient rows 2r/2r+1 at flat position t,
