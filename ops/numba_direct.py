@@ -328,7 +328,8 @@ def _scatter32(cs, gs, gp, p, wp):
     """_scatter's writes for float32 and an even row stride: each window's two positions in its
     upper (and in its lower) gradient row form ONE 64-bit store, the gradient's bits shifted into
     the winner's half (little-endian: low half = left). A per-position select makes LLVM emit
-    scatter stores instead, several times slower."""
+    scatter stores instead, several times slower. The pairs start at column p, so they may sit at
+    a 4-byte offset: x86-64 allows unaligned 64-bit access."""
     h2, w2 = cs.shape
     half = wp // 2
     pairs = (gp.shape[1] - p) // 2
