@@ -9,8 +9,13 @@ two flat "parity planes": P[0] holds the even padded rows, P[1] the odd ones. Ou
 
 so one long vector loop over t computes both rows of every window of a block of window rows, and
 for k = 3 the two rows share 12 input loads for 18 multiply-adds (the positions between rows are
-computed and ignored). The forward pass pools straight from these two small per-thread buffers:
-the pre-pool activation is never written.
+computed and ignored). The 3x3 loops work on two output channels at once (_taps3_pair,
+_corr3_pair): the same 12 input loads then feed 36 multiply-adds, which makes the loops bound by
+the FMA units rather than by loads (~90 % of the machine's one-thread sgemm rate in isolation).
+The forward pass pools straight from small per-thread accumulator rows (even/odd rows of the two
+channels): the pre-pool activation is never written. Those four rows are loaded and stored in
+every iteration, so the caller places them 1 KiB apart modulo 4 KiB (block_numba._acc_workspace);
+rows at nearby addresses modulo 4 KiB can halve the loop's speed (4K aliasing).
 
 Backward: the pooled gradient is scattered into padded parity planes G (zero except at the window
 winners). Writing gA/gB for the gradient rows 2r/2r+1 at flat position t,
@@ -23,6 +28,7 @@ ranges, one per thread; gradient sums are kept per chunk, so results do not depe
 Loop lengths are rounded up to a multiple of VEC so that no scalar remainder loop runs; buffers
 carry that much zero slack.
 """
+import numpy as np
 from numba import njit, prange
 
 # Reassociation lets LLVM vectorise the gw reductions; contraction allows FMA. Both keep results
@@ -55,12 +61,49 @@ def _taps3(pl, off, n, wp, wk, ev, od):
     w10, w11, w12 = wk[1, 0], wk[1, 1], wk[1, 2]
     w20, w21, w22 = wk[2, 0], wk[2, 1], wk[2, 2]
     for t in range(n):
-        ev[t] += ((w00 * a0[t] + w01 * a0[t + 1] + w02 * a0[t + 2])
-                  + (w10 * b0[t] + w11 * b0[t + 1] + w12 * b0[t + 2])
-                  + (w20 * a1[t] + w21 * a1[t + 1] + w22 * a1[t + 2]))
-        od[t] += ((w00 * b0[t] + w01 * b0[t + 1] + w02 * b0[t + 2])
-                  + (w10 * a1[t] + w11 * a1[t + 1] + w12 * a1[t + 2])
-                  + (w20 * b1[t] + w21 * b1[t + 1] + w22 * b1[t + 2]))
+        # Both sums before either store: a store to ev could alias pl for LLVM, which would then
+        # load the shared rows b0 and a1 twice.
+        e = ev[t] + ((w00 * a0[t] + w01 * a0[t + 1] + w02 * a0[t + 2])
+                     + (w10 * b0[t] + w11 * b0[t + 1] + w12 * b0[t + 2])
+                     + (w20 * a1[t] + w21 * a1[t + 1] + w22 * a1[t + 2]))
+        d = od[t] + ((w00 * b0[t] + w01 * b0[t + 1] + w02 * b0[t + 2])
+                     + (w10 * a1[t] + w11 * a1[t + 1] + w12 * a1[t + 2])
+                     + (w20 * b1[t] + w21 * b1[t + 1] + w22 * b1[t + 2]))
+        ev[t] = e
+        od[t] = d
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _taps3_pair(pl, off, n, wp, wk, wl, ev, od, ev2, od2):
+    """_taps3 for two kernels at once (two output channels): the 12 input loads per vector are
+    shared by 36 multiply-adds instead of 18, which is what bounds the single-kernel loop."""
+    a0 = pl[0, off:off + n + 2]
+    b0 = pl[1, off:off + n + 2]
+    a1 = pl[0, off + wp:off + wp + n + 2]
+    b1 = pl[1, off + wp:off + wp + n + 2]
+    w00, w01, w02 = wk[0, 0], wk[0, 1], wk[0, 2]
+    w10, w11, w12 = wk[1, 0], wk[1, 1], wk[1, 2]
+    w20, w21, w22 = wk[2, 0], wk[2, 1], wk[2, 2]
+    v00, v01, v02 = wl[0, 0], wl[0, 1], wl[0, 2]
+    v10, v11, v12 = wl[1, 0], wl[1, 1], wl[1, 2]
+    v20, v21, v22 = wl[2, 0], wl[2, 1], wl[2, 2]
+    for t in range(n):
+        p0, p1, p2 = a0[t], a0[t + 1], a0[t + 2]
+        q0, q1, q2 = b0[t], b0[t + 1], b0[t + 2]
+        r0, r1, r2 = a1[t], a1[t + 1], a1[t + 2]
+        s0, s1, s2 = b1[t], b1[t + 1], b1[t + 2]
+        e = ev[t] + ((w00 * p0 + w01 * p1 + w02 * p2) + (w10 * q0 + w11 * q1 + w12 * q2)
+                     + (w20 * r0 + w21 * r1 + w22 * r2))
+        d = od[t] + ((w00 * q0 + w01 * q1 + w02 * q2) + (w10 * r0 + w11 * r1 + w12 * r2)
+                     + (w20 * s0 + w21 * s1 + w22 * s2))
+        e2 = ev2[t] + ((v00 * p0 + v01 * p1 + v02 * p2) + (v10 * q0 + v11 * q1 + v12 * q2)
+                       + (v20 * r0 + v21 * r1 + v22 * r2))
+        d2 = od2[t] + ((v00 * q0 + v01 * q1 + v02 * q2) + (v10 * r0 + v11 * r1 + v12 * r2)
+                       + (v20 * s0 + v21 * s1 + v22 * s2))
+        ev[t] = e
+        od[t] = d
+        ev2[t] = e2
+        od2[t] = d2
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -118,6 +161,55 @@ def _corr3(ga, gb, pl, off, n, wp, out):
     out[0, 0], out[0, 1], out[0, 2] = s00, s01, s02
     out[1, 0], out[1, 1], out[1, 2] = s10, s11, s12
     out[2, 0], out[2, 1], out[2, 2] = s20, s21, s22
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _corr3_pair(ga, gb, ga2, gb2, pl, off, n, wp, out, out2):
+    """_corr3 for two output channels' gradients (ga, gb) and (ga2, gb2) against the same input
+    channel: 18 reductions that share the 12 input loads per vector."""
+    d1 = out.shape[1] - 2  # runtime shifts, see _corr3
+    d2 = 2 * d1
+    a0, a0_1, a0_2 = pl[0, off:off + n], pl[0, off + d1:off + d1 + n], pl[0, off + d2:off + d2 + n]
+    b0, b0_1, b0_2 = pl[1, off:off + n], pl[1, off + d1:off + d1 + n], pl[1, off + d2:off + d2 + n]
+    o = off + wp
+    a1, a1_1, a1_2 = pl[0, o:o + n], pl[0, o + d1:o + d1 + n], pl[0, o + d2:o + d2 + n]
+    b1, b1_1, b1_2 = pl[1, o:o + n], pl[1, o + d1:o + d1 + n], pl[1, o + d2:o + d2 + n]
+    s00, s01, s02 = out[0, 0], out[0, 1], out[0, 2]
+    s10, s11, s12 = out[1, 0], out[1, 1], out[1, 2]
+    s20, s21, s22 = out[2, 0], out[2, 1], out[2, 2]
+    z00, z01, z02 = out2[0, 0], out2[0, 1], out2[0, 2]
+    z10, z11, z12 = out2[1, 0], out2[1, 1], out2[1, 2]
+    z20, z21, z22 = out2[2, 0], out2[2, 1], out2[2, 2]
+    for t in range(n):
+        u, v, u2, v2 = ga[t], gb[t], ga2[t], gb2[t]
+        p0, p1, p2 = a0[t], a0_1[t], a0_2[t]
+        q0, q1, q2 = b0[t], b0_1[t], b0_2[t]
+        r0, r1, r2 = a1[t], a1_1[t], a1_2[t]
+        e0, e1, e2 = b1[t], b1_1[t], b1_2[t]
+        s00 += u * p0 + v * q0
+        s01 += u * p1 + v * q1
+        s02 += u * p2 + v * q2
+        s10 += u * q0 + v * r0
+        s11 += u * q1 + v * r1
+        s12 += u * q2 + v * r2
+        s20 += u * r0 + v * e0
+        s21 += u * r1 + v * e1
+        s22 += u * r2 + v * e2
+        z00 += u2 * p0 + v2 * q0
+        z01 += u2 * p1 + v2 * q1
+        z02 += u2 * p2 + v2 * q2
+        z10 += u2 * q0 + v2 * r0
+        z11 += u2 * q1 + v2 * r1
+        z12 += u2 * q2 + v2 * r2
+        z20 += u2 * r0 + v2 * e0
+        z21 += u2 * r1 + v2 * e1
+        z22 += u2 * r2 + v2 * e2
+    out[0, 0], out[0, 1], out[0, 2] = s00, s01, s02
+    out[1, 0], out[1, 1], out[1, 2] = s10, s11, s12
+    out[2, 0], out[2, 1], out[2, 2] = s20, s21, s22
+    out2[0, 0], out2[0, 1], out2[0, 2] = z00, z01, z02
+    out2[1, 0], out2[1, 1], out2[1, 2] = z10, z11, z12
+    out2[2, 0], out2[2, 1], out2[2, 2] = z20, z21, z22
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -190,53 +282,106 @@ def _pool(ev, od, wp, ys, cs):
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def direct_forward(x, w, b, y, code, xpad, acc, block, nchunks):
-    """Fused forward into y/code. xpad (nchunks, C, 2, plane_len) zero slack, acc (nchunks, 2,
+    """Fused forward into y/code. xpad (nchunks, C, 2, plane_len) zero slack, acc (nchunks, 4,
     >= block * wp + VEC); `block` = window rows per pass."""
     n, c, h, wd = x.shape
     o, k = w.shape[0], w.shape[2]
     p = k // 2
     wp = wd + 2 * p
     h2, w2 = y.shape[2], y.shape[3]
+    step = 2 if k == 3 else 1  # output channels per pass (pairs share their input loads)
     for t in prange(nchunks):
         pad = xpad[t]
-        ev = acc[t, 0]
-        od = acc[t, 1]
+        ev, od, ev2, od2 = acc[t, 0], acc[t, 1], acc[t, 2], acc[t, 3]
         for s in range(t * n // nchunks, (t + 1) * n // nchunks):
             _to_parity(x[s], pad, p, wp)
             for r0 in range(0, h2, block):
                 nr = min(block, h2 - r0)
                 ln = _round_up((nr - 1) * wp + 2 * w2)
-                for oi in range(o):
+                for oi in range(0, o, step):
                     ev[:ln] = b[oi]
                     od[:ln] = b[oi]
-                    for ci in range(c):
-                        _accumulate(pad[ci], r0 * wp, ln, wp, w[oi, ci], ev, od)
+                    if oi + 1 < o and step == 2:
+                        ev2[:ln] = b[oi + 1]
+                        od2[:ln] = b[oi + 1]
+                        for ci in range(c):
+                            _taps3_pair(pad[ci], r0 * wp, ln, wp, w[oi, ci], w[oi + 1, ci], ev, od, ev2, od2)
+                        _pool(ev2, od2, wp, y[s, oi + 1, r0:r0 + nr], code[s, oi + 1, r0:r0 + nr])
+                    else:
+                        for ci in range(c):
+                            _accumulate(pad[ci], r0 * wp, ln, wp, w[oi, ci], ev, od)
                     _pool(ev, od, wp, y[s, oi, r0:r0 + nr], code[s, oi, r0:r0 + nr])
 
 
 @njit(cache=True)
+def _unpack_rows(ev, od, wp, r0, nr, g):
+    """Copy row pairs r0 .. r0 + nr of the even/odd flat rows into the plane g (H, W)."""
+    h, wd = g.shape
+    for rr in range(nr):
+        g[2 * (r0 + rr), :] = ev[rr * wp:rr * wp + wd]
+        if 2 * (r0 + rr) + 1 < h:
+            g[2 * (r0 + rr) + 1, :] = od[rr * wp:rr * wp + wd]
+
+
+@njit(cache=True)
+def _scatter32(cs, gs, gp, p, wp):
+    """_scatter's writes for float32 and an even row stride: each window's two positions in its
+    upper (and in its lower) gradient row form ONE 64-bit store, the gradient's bits shifted into
+    the winner's half (little-endian: low half = left). A per-position select makes LLVM emit
+    scatter stores instead, several times slower. The pairs start at column p, so they may sit at
+    a 4-byte offset: x86-64 allows unaligned 64-bit access."""
+    h2, w2 = cs.shape
+    half = wp // 2
+    pairs = (gp.shape[1] - p) // 2
+    u0 = gp[0, p:p + 2 * pairs].view(np.uint64)  # pair q of padded row m: u[m % 2][(m // 2) * half + q]
+    u1 = gp[1, p:p + 2 * pairs].view(np.uint64)
+    bits = gs.view(np.uint32)
+    one = np.uint64(1)
+    for r in range(h2):
+        m0 = 2 * r + p  # padded rows of the window
+        ia = (m0 // 2) * half
+        ib = ((m0 + 1) // 2) * half
+        # slices, not offset indices: the loop then needs no negative-index checks and vectorises
+        if m0 % 2 == 0:
+            ra, rb = u0[ia:ia + w2], u1[ib:ib + w2]
+        else:
+            ra, rb = u1[ia:ia + w2], u0[ib:ib + w2]
+        crow = cs[r]
+        brow = bits[r]
+        for q in range(w2):
+            c = np.uint64(crow[q])
+            v = np.uint64(brow[q]) << ((c & one) * np.uint64(32))
+            ra[q] = v if c < 2 else np.uint64(0)
+            rb[q] = v if (c >> one) == one else np.uint64(0)
+
+
+@njit(cache=True, fastmath=FASTMATH)
 def _scatter(cs, gs, gp, p, wp):
     """Write the pooled gradient gs to the window winners of the padded parity planes gp (zeros
     elsewhere; all four zero under RELU_ZERO); return the sum of the gradients that passed."""
     h2, w2 = cs.shape
-    plane = gp.shape[1]
-    flat = gp.reshape(-1)
+    if gs.itemsize == 4 and wp % 2 == 0:
+        _scatter32(cs, gs, gp, p, wp)
+    else:
+        for r in range(h2):
+            m0 = 2 * r + p
+            m1 = m0 + 1
+            ra = gp[m0 % 2, (m0 // 2) * wp + p:(m0 // 2) * wp + p + 2 * w2]
+            rb = gp[m1 % 2, (m1 // 2) * wp + p:(m1 // 2) * wp + p + 2 * w2]
+            crow = cs[r]
+            grow = gs[r]
+            for q in range(w2):
+                c = crow[q]
+                g = grow[q]
+                ra[2 * q] = g if c == 0 else 0.0
+                ra[2 * q + 1] = g if c == 1 else 0.0
+                rb[2 * q] = g if c == 2 else 0.0
+                rb[2 * q + 1] = g if c == 3 else 0.0
+    flat_c = cs.reshape(-1)
+    flat_g = gs.reshape(-1)
     total = 0.0
-    for r in range(h2):
-        m0 = 2 * r + p  # padded rows of the window
-        m1 = m0 + 1
-        base0 = (m0 % 2) * plane + (m0 // 2) * wp + p
-        base1 = (m1 % 2) * plane + (m1 // 2) * wp + p
-        flat[base0:base0 + 2 * w2] = 0
-        flat[base1:base1 + 2 * w2] = 0
-        crow = cs[r]
-        grow = gs[r]
-        for q in range(w2):
-            # one store per window, no branch: a zeroed window writes 0 over its position 0
-            c = crow[q]
-            g = grow[q] if c < RELU_ZERO else 0.0
-            flat[(base1 if c >= 2 else base0) + 2 * q + (c & 1)] = g
-            total += g
+    for i in range(flat_c.shape[0]):
+        total += flat_g[i] if flat_c[i] < RELU_ZERO else 0.0
     return total
 
 
@@ -245,7 +390,7 @@ def direct_backward(x, wflip, code, gy, gx, gw_part, gb_part, xpad, gpad, acc, g
                     nchunks, need_gx):
     """Fused backward. wflip[c, o] = w[o, c] flipped in both axes; gw_part/gb_part (nchunks, ...)
     receive per-chunk sums; xpad/gpad (nchunks, C or O, 2, plane_len) with zero slack; acc
-    (nchunks, 2, >= gx_block * wp + VEC); gx_block = gx row pairs per pass; gw_len = flat
+    (nchunks, 4, >= gx_block * wp + VEC); gx_block = gx row pairs per pass; gw_len = flat
     positions per weight-gradient pass."""
     n, c, h, wd = x.shape
     o, k = wflip.shape[1], wflip.shape[2]
@@ -257,6 +402,7 @@ def direct_backward(x, wflip, code, gy, gx, gw_part, gb_part, xpad, gpad, acc, g
     pa, oa = p % 2, (p // 2) * wp + p
     pb, ob = (p + 1) % 2, ((p + 1) // 2) * wp + p
     hh = (h + 1) // 2  # gx row pairs
+    step = 2 if k == 3 else 1  # channels per pass (pairs share their input loads)
     for t in prange(nchunks):
         pad = xpad[t]
         gp = gpad[t]
@@ -264,29 +410,39 @@ def direct_backward(x, wflip, code, gy, gx, gw_part, gb_part, xpad, gpad, acc, g
         gbp = gb_part[t]
         gwp[:] = 0
         gbp[:] = 0
-        ev = acc[t, 0]
-        od = acc[t, 1]
+        ev, od, ev2, od2 = acc[t, 0], acc[t, 1], acc[t, 2], acc[t, 3]
         for s in range(t * n // nchunks, (t + 1) * n // nchunks):
             _to_parity(x[s], pad, p, wp)
             for oi in range(o):
                 gbp[oi] += _scatter(code[s, oi], gy[s, oi], gp[oi], p, wp)
             for start in range(0, total, gw_len):
                 ln = _round_up(min(gw_len, total - start))
-                for oi in range(o):
+                for oi in range(0, o, step):
                     ga = gp[oi, pa, oa + start:oa + start + ln]
                     gb = gp[oi, pb, ob + start:ob + start + ln]
-                    for ci in range(c):
-                        _correlate(ga, gb, pad[ci], start, ln, wp, gwp[oi, ci])
+                    if oi + 1 < o and step == 2:
+                        ga2 = gp[oi + 1, pa, oa + start:oa + start + ln]
+                        gb2 = gp[oi + 1, pb, ob + start:ob + start + ln]
+                        for ci in range(c):
+                            _corr3_pair(ga, gb, ga2, gb2, pad[ci], start, ln, wp, gwp[oi, ci], gwp[oi + 1, ci])
+                    else:
+                        for ci in range(c):
+                            _correlate(ga, gb, pad[ci], start, ln, wp, gwp[oi, ci])
             if need_gx:
                 for r0 in range(0, hh, gx_block):
                     nr = min(gx_block, hh - r0)
                     ln = _round_up((nr - 1) * wp + wd)
-                    for ci in range(c):
+                    for ci in range(0, c, step):
                         ev[:ln] = 0
                         od[:ln] = 0
-                        for oi in range(o):
-                            _accumulate(gp[oi], r0 * wp, ln, wp, wflip[ci, oi], ev, od)
-                        for rr in range(nr):
-                            gx[s, ci, 2 * (r0 + rr), :] = ev[rr * wp:rr * wp + wd]
-                            if 2 * (r0 + rr) + 1 < h:
-                                gx[s, ci, 2 * (r0 + rr) + 1, :] = od[rr * wp:rr * wp + wd]
+                        if ci + 1 < c and step == 2:
+                            ev2[:ln] = 0
+                            od2[:ln] = 0
+                            for oi in range(o):
+                                _taps3_pair(gp[oi], r0 * wp, ln, wp, wflip[ci, oi], wflip[ci + 1, oi],
+                                            ev, od, ev2, od2)
+                            _unpack_rows(ev2, od2, wp, r0, nr, gx[s, ci + 1])
+                        else:
+                            for oi in range(o):
+                                _accumulate(gp[oi], r0 * wp, ln, wp, wflip[ci, oi], ev, od)
+                        _unpack_rows(ev, od, wp, r0, nr, gx[s, ci])

@@ -8,9 +8,14 @@ from ops.block import RELU_ZERO, conv_relu_pool_backward_reference, conv_relu_po
 from ops.conv import conv2d_forward
 
 # (N, C, O, H, W, k): odd sizes (floored pool), batch 1, 1 input channel, k 1/3/5; C >= 16 takes
-# the im2col + BLAS path, fewer channels the direct kernels.
+# the im2col + BLAS path, fewer channels the direct kernels. The direct 3x3 kernels work on channel
+# pairs (odd O and C leave a single one) and scatter float32 gradients in 64-bit pairs when the
+# padded width is even (odd W takes the plain path). 66 x 70 needs two row blocks and two
+# weight-gradient passes (block_numba.BLOCK_ELEMS).
 SHAPES = [
     (3, 3, 4, 9, 11, 3),
+    (2, 3, 5, 10, 12, 3),
+    (2, 2, 3, 66, 70, 3),
     (1, 1, 2, 8, 7, 3),
     (2, 2, 3, 7, 9, 5),
     (2, 5, 3, 8, 6, 1),
@@ -149,3 +154,22 @@ def test_mismatched_shapes_raise():
     with pytest.raises(block_numba.BlockShapeError):
         block_numba.conv_relu_pool_backward(x, np.zeros((2, 3, 3, 3), np.float32),
                                             np.zeros((1, 2, 2, 1), np.uint8), np.zeros((1, 2, 2, 1)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_accumulator_rows_sit_one_kib_apart_modulo_four_kib(dtype):
+    # The direct kernels load and store four accumulator rows per iteration; rows close together
+    # modulo 4 KiB would stall on each other's stores (4K aliasing).
+    acc = block_numba._acc_workspace("test_acc", 2, 1000, dtype)
+    assert acc.shape[:2] == (2, 4) and acc.shape[2] >= 1000 and acc.flags.c_contiguous
+    starts = [acc[t, r].ctypes.data for t in range(2) for r in range(4)]
+    assert starts[0] % 4096 == 0
+    assert [(a - starts[0]) % 4096 for a in starts] == [0, 1024, 2048, 3072] * 2
+
+
+@pytest.mark.parametrize("total,most", [(32, 31), (64, 15), (2110, 2048), (7, 7), (1, 5)])
+def test_even_split_uses_fewest_pieces_of_nearly_equal_size(total, most):
+    size = block_numba._even_split(total, most)
+    pieces = -(-total // most)
+    assert size <= most and -(-total // size) == pieces
+    assert pieces * size - total < pieces

