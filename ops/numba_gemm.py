@@ -22,7 +22,7 @@ Per-chunk gw/gb partial sums keep the result independent of scheduling.
 import numpy as np
 from numba import njit, prange
 
-from .block import RELU_ZERO
+from .numba_direct import RELU_ZERO
 
 
 @njit(cache=True)
