@@ -1,12 +1,15 @@
 """The wide layers (im2col + BLAS) and the dense layers against one core's sgemm.
 
     NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 taskset -c 1 nice -n -5 \\
-        python bench/kernel_peak_gemm.py [--batches 32 256] [--repeats R]
+        python bench/kernel_peak_gemm.py [--batches 32 256] [--repeats R] [--rounds 4]
 
-In one process: first a 1-thread NumPy sgemm (1024 x 1024 float32, median and best of 10), then per
-layer and pass the float32 kernel's ms (median and best), its GFLOP/s and that as a fraction of the
-sgemm (median against median, best against best; the host is shared, so best is the steadier of
-the two), then the sgemm again. FLOPs, a multiply-add counting 2 (bench/flops.py):
+In one process, for each of R rounds (--rounds; the host is shared and its load changes by the
+second, so the rounds spread the measurement over time): a 1-thread NumPy sgemm (1024 x 1024
+float32, 10 calls), then every layer and pass. Reported per layer and pass over the calls of all
+rounds: the float32 kernel's ms (median and best), its GFLOP/s and that as a fraction of the sgemm
+(median against the median of the rounds' sgemm medians, best against the best sgemm; best is the
+steadier of the two).
+FLOPs, a multiply-add counting 2 (bench/flops.py):
     conv forward          2 * N * O * C * k*k * H * W
     conv weight grad      the same; conv input grad the same
     dense, per matmul     2 * N * in * out (forward, weight grad, input grad)
@@ -80,7 +83,7 @@ def dense_rows(batch, repeats):
 
 
 def table(batch, rows, sgemm):
-    """Markdown rows: ms median / best, GFLOP/s of each, fraction of the sgemm of each."""
+    """Markdown rows: ms median / best, GFLOP/s of each, fraction of the sgemm (median, best) of each."""
     lines = []
     for name, kind, flops, times in rows:
         med, best = statistics.median(times), min(times)
@@ -91,26 +94,37 @@ def table(batch, rows, sgemm):
 
 
 def main():
-    """Measure sgemm, every layer and pass at each batch size, sgemm again; print and write the table."""
+    """Measure sgemm and every layer and pass at each batch size, round after round; print and write
+    the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 256])
     parser.add_argument("--repeats", type=int, default=0, help="timed calls (default: 20 at bs 32, 7 at 256)")
+    parser.add_argument("--rounds", type=int, default=4, help="measurement rounds (default 4)")
     parser.add_argument("--name", default="kernel_peak_gemm")
     args = parser.parse_args()
     block_numba.warmup(np.float32)
-    before = sgemm_gflops(1024, 10)
+    load_start = load_average()
+    sgemm, times = [], {}
+    for _ in range(args.rounds):
+        sgemm.append(sgemm_gflops(1024, 10))
+        for batch in args.batches:
+            repeats = args.repeats or max(7, 640 // batch)
+            for name, kind, flops, t in conv_rows(batch, repeats) + dense_rows(batch, repeats):
+                times.setdefault((batch, name, kind, flops), []).extend(t)
+    ceiling = (statistics.median(m for m, _ in sgemm), max(b for _, b in sgemm))
     lines = []
     for batch in args.batches:
-        repeats = args.repeats or max(7, 640 // batch)
-        lines += table(batch, conv_rows(batch, repeats) + dense_rows(batch, repeats), before)
-    after = sgemm_gflops(1024, 10)
+        lines += table(batch, [(name, kind, flops, t) for (b, name, kind, flops), t in times.items()
+                               if b == batch], ceiling)
     info = machine_info()
     head = [f"# im2col + BLAS and dense layers against one core's sgemm ({info['date']})", "",
             f"CPU {info.get('cpu', '?')}; NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}, "
             f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, "
-            f"GEMM_ROWS={getattr(block_numba, 'GEMM_ROWS', None)}; load average {load_average()} (at the end).",
-            f"NumPy sgemm 1024 float32, 1 thread: {before[0]:.1f} GFLOP/s median, {before[1]:.1f} best "
-            f"(before); {after[0]:.1f} / {after[1]:.1f} (after). Fractions use the 'before' figures.", "",
+            f"GEMM_ROWS={getattr(block_numba, 'GEMM_ROWS', None)}; load average {load_start} at the start, "
+            f"{load_average()} at the end.",
+            f"NumPy sgemm 1024 float32, 1 thread, {args.rounds} rounds: {ceiling[0]:.1f} GFLOP/s median, "
+            f"{ceiling[1]:.1f} best (per round: "
+            + ", ".join(f"{m:.0f}/{b:.0f}" for m, b in sgemm) + ").", "",
             "| batch | layer | pass | MFLOP | ms median | ms best | GFLOP/s median | GFLOP/s best "
             "| / sgemm median | / sgemm best |", "|---|---|---|---|---|---|---|---|---|---|"]
     text = "\n".join(head + lines) + "\n"
