@@ -12,7 +12,6 @@ import math
 import numpy as np
 
 from ops.backend import is_gpu_array
-from ops.numba_sgd import sgd_update
 
 
 class SGD:
@@ -35,6 +34,7 @@ class SGD:
             from ops import cuda_sgd
             return cuda_sgd.sgd_update(self.theta, self.grad, lr, self.momentum,
                                        self.weight_decay, self.velocity)
+        from ops.numba_sgd import sgd_update  # here, so that importing the engine does not load numba
         scalar = self.theta.dtype.type  # the update's arithmetic stays in the vectors' dtype
         velocity = self.velocity if self.momentum else np.empty(0, self.theta.dtype)
         squares = sgd_update(self.theta, self.grad, scalar(lr), scalar(self.momentum),
