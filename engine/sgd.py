@@ -4,10 +4,12 @@ Plain SGD:        theta <- theta - lr * g
 With momentum mu and weight decay wd (PyTorch's convention):
                   v <- mu * v + (g + wd * theta);   theta <- theta - lr * v
 The step returns |theta_{t+1} - theta_t| = lr * |v|, the study's "batch update size", computed from
-the step vector itself so it costs no extra copy of theta. On a GPU the whole step, norm included,
-is one kernel (ops/cuda_sgd.py).
+the step vector itself so it costs no extra copy of theta. The whole step, norm included, is one
+pass: a numba kernel on the CPU (ops/numba_sgd.py), a CUDA kernel on a GPU (ops/cuda_sgd.py).
 """
 import math
+
+import numpy as np
 
 from ops.backend import is_gpu_array
 
@@ -29,19 +31,15 @@ class SGD:
     def step(self, lr):
         """Apply one update with learning rate `lr`; return the update's Euclidean norm."""
         if self.cuda_kernel:
-            from ops.cuda_sgd import sgd_update
-            return sgd_update(self.theta, self.grad, lr, self.momentum, self.weight_decay,
-                              self.velocity)
-        direction = self.grad
-        if self.weight_decay:
-            direction = direction + self.weight_decay * self.theta
-        if self.momentum:
-            self.velocity *= self.momentum
-            self.velocity += direction
-            direction = self.velocity
-        norm = lr * math.sqrt(float((direction.astype("float64") ** 2).sum()))
-        self.theta -= lr * direction
-        return norm
+            from ops import cuda_sgd
+            return cuda_sgd.sgd_update(self.theta, self.grad, lr, self.momentum,
+                                       self.weight_decay, self.velocity)
+        from ops.numba_sgd import sgd_update  # here, so that importing the engine does not load numba
+        scalar = self.theta.dtype.type  # the update's arithmetic stays in the vectors' dtype
+        velocity = self.velocity if self.momentum else np.empty(0, self.theta.dtype)
+        squares = sgd_update(self.theta, self.grad, scalar(lr), scalar(self.momentum),
+                             scalar(self.weight_decay), velocity)
+        return lr * math.sqrt(squares)
 
     def state(self):
         """Arrays that must be checkpointed to resume exactly (the momentum buffer, if any)."""

@@ -17,9 +17,14 @@ from . import numba_blas, numba_direct, numba_gemm
 # reads to stay in L1/L2, long enough to keep the vector loop busy.
 BLOCK_ELEMS = 2048
 
-# From this many input channels on, im2col + BLAS beats the direct kernels (bench/kernels.py
-# measures both: at 8 channels direct wins clearly, at 16 they are close, at 32 BLAS is 2x faster).
+# From this many input channels on, im2col + BLAS beats the direct kernels (one thread, batch 32,
+# forward / backward GFLOP/s: at 8 channels, 32x32 planes, direct 64 / 56 against im2col 39 / 19; at
+# 16 channels, 16x16 planes, direct 44 / 24 against im2col 56 / 53).
 GEMM_MIN_CHANNELS = 16
+
+# Target rows (output positions) of one im2col GEMM: several samples of a small plane are stacked
+# until about this many, so BLAS gets a long enough dimension (bench/kernel_peak_gemm.py).
+GEMM_ROWS = 512
 
 _workspaces = {}
 
@@ -152,36 +157,47 @@ def _direct_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx):
                                  gx_block, gw_len, nch, need_gx)
 
 
+def _stack(h, wd):
+    """Samples whose im2col rows go into one GEMM: about GEMM_ROWS rows, at least one sample."""
+    return max(1, GEMM_ROWS // (h * wd))
+
+
+def _gemm_weights(w):
+    """wr[(i, j, c), o] = w[o, c, i, j]: the weights as the (k*k*C, O) right factor of the GEMM."""
+    o, c, k, _ = w.shape
+    return np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(k * k * c, o))
+
+
 def _gemm_forward(x, w, b, y, code, nch):
-    """Forward with im2col + BLAS into y / code (bias folded in as a column of ones)."""
+    """Forward with im2col + BLAS into y / code (the bias is added while pooling)."""
     _, c, h, wd = x.shape
     o, k = w.shape[0], w.shape[2]
-    p = k // 2
-    kk = c * k * k
-    wb = np.ascontiguousarray(np.concatenate([w.reshape(o, kk), b[:, None]], axis=1))
-    cols = _workspace("gemm_cols1", (nch, kk + 1, h * wd), x.dtype)
-    cols[:, kk] = 1
-    xpad = _workspace("gemm_xpad", (nch, c, h + 2 * p, wd + 2 * p), x.dtype)
-    pre = _workspace("gemm_pre", (nch, o, h * wd), x.dtype)
-    numba_gemm.gemm_forward(x, wb, y, code, xpad, cols, pre, k, nch)
+    rows = _stack(h, wd) * h * wd
+    dt = x.dtype
+    xh = _workspace("gemm_xh", (nch, h + k - 1, wd + k - 1, c), dt)
+    cols = _workspace("gemm_cols", (nch, rows, k * k * c), dt)
+    pre = _workspace("gemm_pre", (nch, rows, o), dt)
+    numba_gemm.gemm_forward(x, _gemm_weights(w), b, y, code, xh, cols, pre, k, _stack(h, wd), nch)
 
 
 def _gemm_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx):
     """Backward with im2col + BLAS into gx / per-chunk gw_part, gb_part."""
     _, c, h, wd = x.shape
     o, k = w.shape[0], w.shape[2]
-    p = k // 2
-    kk = c * k * k
+    kk = k * k * c
+    rows = _stack(h, wd) * h * wd
     dt = x.dtype
-    cols = _workspace("gemm_cols", (nch, kk, h * wd), dt)
-    gcols = _workspace("gemm_gcols", (nch, kk, h * wd), dt)
-    gpre = _workspace("gemm_gpre", (nch, o, h * wd), dt)
-    tmp = _workspace("gemm_tmp", (nch, o, kk), dt)
-    xpad = _workspace("gemm_xpad", (nch, c, h + 2 * p, wd + 2 * p), dt)
-    gxpad = _workspace("gemm_gxpad", (nch, c, h + 2 * p, wd + 2 * p), dt)
-    numba_gemm.gemm_backward(x, np.ascontiguousarray(w.reshape(o, kk)), code, gy, gx,
-                             gw_part.reshape(nch, o, kk), gb_part, xpad, gxpad, cols, gpre, gcols,
-                             tmp, k, nch, need_gx)
+    xp = _workspace("gemm_xp", (nch, c, h + k - 1, wd + k - 1), dt)
+    gh = _workspace("gemm_gh", (nch, h + k - 1, wd + k - 1, c), dt)
+    cols_t = _workspace("gemm_cols_t", (nch, kk * rows), dt)
+    gcols = _workspace("gemm_gcols", (nch, rows, kk), dt)
+    g = _workspace("gemm_g", (nch, rows, o), dt)
+    tmp = _workspace("gemm_tmp", (nch, kk, o), dt)
+    gw_rows = np.empty((nch, kk, o), dt)
+    numba_gemm.gemm_backward(x, _gemm_weights(w), code, gy, gx, gw_rows, gb_part, xp, gh, cols_t, g,
+                             gcols, tmp, k, _stack(h, wd), nch, need_gx)
+    # back from rows (i, j, c) x columns o to w's (O, C, k, k)
+    gw_part[:] = gw_rows.reshape(nch, k, k, c, o).transpose(0, 4, 3, 1, 2)
 
 
 def warmup(dtype=np.float32):

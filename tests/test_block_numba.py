@@ -78,6 +78,23 @@ def test_float32_matches_reference(shape):
         _close(g, g_ref, 1e-5)
 
 
+@pytest.mark.parametrize("stack", [1, 2, 3])
+def test_stacked_samples_match_reference(monkeypatch, stack):
+    # The im2col path puts `stack` samples' rows into one GEMM; 7 samples leave a partial group
+    # in each thread's range (1 thread: 3+3+1 at stack 3; 2 threads: ranges of 3 and 4).
+    n, c, o, h, wd, k = shape = (7, 16, 6, 6, 5, 3)
+    monkeypatch.setattr(block_numba, "GEMM_ROWS", stack * h * wd)
+    x, w, b, gy = _data(shape, np.float64, seed=6)
+    y, code = block_numba.conv_relu_pool_forward(x, w, b)
+    y_ref, code_ref = conv_relu_pool_reference(x, w, b)
+    np.testing.assert_array_equal(code, code_ref)
+    _close(y, y_ref, 1e-12)
+    got = block_numba.conv_relu_pool_backward(x, w, code, gy)
+    want = conv_relu_pool_backward_reference(x, w, code_ref, gy)
+    for g, g_ref in zip(got, want):
+        _close(g, g_ref, 1e-12)
+
+
 @pytest.mark.parametrize("channels", [2, 16])
 @pytest.mark.parametrize("value,bias", [(0.0, 0.5), (0.0, -0.5), (1.0, 0.0)])
 def test_ties_give_reference_codes_and_gradients(channels, value, bias):

@@ -131,6 +131,30 @@ def test_sgd_plain_and_momentum_match_closed_form():
     assert theta[0] == pytest.approx(0.89 - 0.2079)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("momentum,weight_decay", [(0.0, 0.0), (0.9, 1e-2)])
+def test_sgd_kernel_equals_the_numpy_update_bitwise(momentum, weight_decay, dtype):
+    # The one-pass numba update against the same update written with NumPy array operations:
+    # theta and velocity bit for bit (same dtype arithmetic, no fused multiply-adds), the norm
+    # to rounding (the kernel sums d^2 in another order).
+    rng = np.random.default_rng(8)
+    theta, grad = rng.standard_normal((2, 1001)).astype(dtype)
+    opt = SGD(theta.copy(), grad, momentum, weight_decay)
+    velocity = np.zeros_like(theta)
+    for lr in (0.1, 0.05):  # two steps, so the momentum buffer is read as well as written
+        direction = grad + weight_decay * theta
+        if momentum:
+            velocity *= momentum
+            velocity += direction
+            direction = velocity
+        expected = lr * np.sqrt((direction.astype(np.float64) ** 2).sum())
+        theta -= lr * direction
+        assert opt.step(lr) == pytest.approx(expected, rel=1e-12)
+        np.testing.assert_array_equal(opt.theta, theta)
+    if momentum:
+        np.testing.assert_array_equal(opt.velocity, velocity)
+
+
 def test_one_sgd_step_lowers_the_loss_on_a_batch():
     model = build_model(ModelConfig(image_size=32), seed=3, dtype="float64", kernels="reference")
     rng = np.random.default_rng(0)
