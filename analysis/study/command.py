@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..help_format import DefaultsFormatter
 from .plan import PROFILES, StudyError, StudySettings, plan_summary, settings_from_args
-from .projection import projection_lines
+from .projection import measured_projection, projection_lines
 from .queue import Study, StudyInterrupted, load_study_dataset, log, prepare_environment
 from .record import InvocationRecord, open_study
 from .tasks import task_done
@@ -47,8 +47,8 @@ def build_parser():
         "lr, with linear lr scaling, the lr x batch sweep, and the analyses) into one resumable "
         "folder. Run it again to continue; finished runs are never repeated. Under mpirun, "
         "--parallel runs gives each rank whole runs, --parallel data trains each run over all ranks.")
-    p.add_argument("--out", required=True,
-                   help="study folder (created; reused to resume) (default: none, required)")
+    p.add_argument("--out", default=None,
+                   help="study folder (created; reused to resume) (default: none, required unless --project)")
     p.add_argument("--data", default=None, help="image folder (omit for the synthetic set)")
     p.add_argument("--profile", choices=sorted(PROFILES), default="quick",
                    help="quick: 32 px smoke version with the lr sweep; standard: 64 px, 3 seeds, "
@@ -63,6 +63,9 @@ def build_parser():
                         "(default: cores / workers, or cores / ranks under mpirun)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--dry-run", action="store_true", help="print the plan and what is done, train nothing")
+    p.add_argument("--project", metavar="FOLDER",
+                   help="print the plan's hours at the article's epoch counts from the whole-epoch and "
+                        "core-layout measurements in FOLDER (bench/results), train nothing")
     g = p.add_argument_group("plan (defaults from --profile)")
     g.add_argument("--batches", type=_int_list, help="batch sizes, e.g. 32,64,128,256")
     g.add_argument("--base-batch", type=int, help="batch size the base lr belongs to")
@@ -174,6 +177,12 @@ def main(argv=None, comm=None):
         comm = get_communicator()
     try:
         settings = settings_from_args(args)
+        if args.project:
+            if comm.rank == 0:
+                print(measured_projection(settings, args.project), end="")
+            return EXIT_OK
+        if args.out is None:
+            raise StudyError("--out is required: the study folder to create or resume")
         if settings.data is not None:
             settings.data = os.path.abspath(settings.data)
         out = os.path.abspath(args.out)

@@ -8,15 +8,18 @@ took to converge plus the patience (`article_epochs`). The analyses and the timi
 top. Whole runs side by side on one thread each use the cores about as well as one run on all of
 them (bench/results/mpi_epochs.md), so the runs' times simply add up.
 """
+import json
 import math
+import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 
 from engine.model import ModelConfig, build_model
 from engine.sgd import SGD
 
-from .plan import PROFILES, StudySettings, plan_runs
+from .plan import PROFILES, StudyError, StudySettings, plan_runs
 
 STEP_REPEATS = 3
 
@@ -109,3 +112,74 @@ def projection_lines(settings, n_train, n_val):
                      f"{profile.image_size} px: at most {capped:.1f} h, {article:.1f} h at the "
                      f"article's epoch counts (epochs: {per_epoch})")
     return lines
+
+
+def epoch_seconds_by_batch(epoch_rows, batches):
+    """{batch: median whole-epoch seconds} from bench/epoch_time.py's rows; a batch size it did not
+    measure is interpolated as a power law between its measured neighbours."""
+    measured = {}
+    for row in epoch_rows:
+        measured.setdefault(row["batch"], []).append(row["epoch_seconds"])
+    measured = {b: statistics.median(v) for b, v in measured.items()}
+    known = sorted(measured)
+    result = {}
+    for batch in batches:
+        below = max((b for b in known if b <= batch), default=known[0])
+        above = min((b for b in known if b >= batch), default=known[-1])
+        result[batch] = log_interpolate(batch, below, above, measured[below], measured[above])
+    return result
+
+
+def layout_gain(throughput, batches):
+    """{batch: (best layout, its total training images/s over one process on every core)} from
+    bench/study_throughput.py's result."""
+    rates = throughput["training_images_per_s"]
+    gains = {}
+    for batch in batches:
+        best = max(rates, key=lambda layout: rates[layout][str(batch)])
+        gains[batch] = (best, rates[best][str(batch)] / rates["threads"][str(batch)])
+    return gains
+
+
+def article_plan(settings):
+    """The article's own plan: the same settings with one run per (batch, lr) setting."""
+    return StudySettings(**{**vars(settings), "seeds": 1, "trend_seeds": 1, "sweep_seeds": 1})
+
+
+def _read_result(folder, name, command):
+    path = Path(folder, f"{name}.json")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise StudyError(f"no readable {path}: run {command} first") from None
+
+
+def measured_projection(settings, folder):
+    """Markdown: hours of the plan and of the article's one-run-per-setting plan at the article's
+    epoch counts, from whole epochs measured by bench/epoch_time.py (one process on every core)
+    and the study's best core layout measured by bench/study_throughput.py, both in `folder`."""
+    epoch = _read_result(folder, "epoch_time", "bench/epoch_time.py")
+    throughput = _read_result(folder, "study_throughput", "bench/study_throughput.py")
+    if epoch.get("image_size") != settings.image_size:
+        raise StudyError(f"{folder}/epoch_time.json measured {epoch.get('image_size')} px, the plan "
+                         f"trains at {settings.image_size} px")
+    seconds = epoch_seconds_by_batch(epoch["rows"], settings.batches)
+    gains = layout_gain(throughput, settings.batches)
+    in_layout = {b: seconds[b] / gains[b][1] for b in settings.batches}
+    lines = ["| plan | runs | epochs | hours, one process on every core | hours, best layout |",
+             "|---|---|---|---|---|"]
+    for name, plan in (("the article's (one run per setting)", article_plan(settings)),
+                       (f"profile {settings.profile} ({settings.seeds} seeds per headline setting)", settings)):
+        def epochs_of(run, plan=plan):
+            return article_epochs(plan, run.batch, run.lr)
+        runs = plan_runs(plan)
+        lines.append(f"| {name} | {len(runs)} | {sum(epochs_of(r) for r in runs):,} | "
+                     f"{plan_hours(plan, seconds, epochs_of):.1f} | {plan_hours(plan, in_layout, epochs_of):.1f} |")
+    per_batch = ", ".join(f"bs {b} {seconds[b]:.2f} s ({gains[b][0]} x{gains[b][1]:.2f})" for b in settings.batches)
+    return (f"Whole {settings.image_size}-px epochs of {epoch['rows'][0]['train_images']:,} training + "
+            f"{epoch['rows'][0]['val_images']:,} validation photos measured by bench/epoch_time.py on "
+            f"{epoch['machine']['date']}, one process on {epoch['threads']} threads: {per_batch} (in "
+            f"brackets the study's best layout and its total training throughput over one process, "
+            f"bench/study_throughput.py on {throughput['machine']['date']}). Epochs per run: the "
+            f"article's convergence epochs plus the patience of {settings.patience}, at most "
+            f"{settings.max_epochs}; analyses not included.\n\n" + "\n".join(lines) + "\n")
