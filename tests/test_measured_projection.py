@@ -23,6 +23,10 @@ def test_layout_gain_is_the_best_layout_over_one_process():
     rates = {"training_images_per_s": {"threads": {"32": 1000.0, "256": 2000.0},
                                        "runs": {"32": 1500.0, "256": 1800.0}}}
     assert layout_gain(rates, [32, 256]) == {32: ("runs", 1.5), 256: ("threads", 1.0)}
+    # between measured batches each layout's rate follows a power law: runs 1500 -> 1800 and threads
+    # 1000 -> 2000 over three doublings; at 64, runs 1500 * 1.2^(1/3) beats threads 1000 * 2^(1/3)
+    layout, gain = layout_gain(rates, [64])[64]
+    assert layout == "runs" and gain == pytest.approx(1.5 * 1.2 ** (1 / 3) / 2 ** (1 / 3))
 
 
 def test_the_articles_plan_is_one_run_per_setting():

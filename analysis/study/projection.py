@@ -114,13 +114,9 @@ def projection_lines(settings, n_train, n_val):
     return lines
 
 
-def epoch_seconds_by_batch(epoch_rows, batches):
-    """{batch: median whole-epoch seconds} from bench/epoch_time.py's rows; a batch size it did not
-    measure is interpolated as a power law between its measured neighbours."""
-    measured = {}
-    for row in epoch_rows:
-        measured.setdefault(row["batch"], []).append(row["epoch_seconds"])
-    measured = {b: statistics.median(v) for b, v in measured.items()}
+def by_batch(measured, batches):
+    """{batch: value} for every batch from {measured batch: value}: a batch between two measured
+    ones gets the power law through them, one beyond them the nearest measured value."""
     known = sorted(measured)
     result = {}
     for batch in batches:
@@ -130,14 +126,24 @@ def epoch_seconds_by_batch(epoch_rows, batches):
     return result
 
 
+def epoch_seconds_by_batch(epoch_rows, batches):
+    """{batch: median whole-epoch seconds} from bench/epoch_time.py's rows (by_batch between the
+    batch sizes it measured)."""
+    measured = {}
+    for row in epoch_rows:
+        measured.setdefault(row["batch"], []).append(row["epoch_seconds"])
+    return by_batch({b: statistics.median(v) for b, v in measured.items()}, batches)
+
+
 def layout_gain(throughput, batches):
     """{batch: (best layout, its total training images/s over one process on every core)} from
-    bench/study_throughput.py's result."""
-    rates = throughput["training_images_per_s"]
+    bench/study_throughput.py's result (by_batch between the batch sizes it measured)."""
+    rates = {layout: by_batch({int(b): r for b, r in per_batch.items()}, batches)
+             for layout, per_batch in throughput["training_images_per_s"].items()}
     gains = {}
     for batch in batches:
-        best = max(rates, key=lambda layout: rates[layout][str(batch)])
-        gains[batch] = (best, rates[best][str(batch)] / rates["threads"][str(batch)])
+        best = max(rates, key=lambda layout: rates[layout][batch])
+        gains[batch] = (best, rates[best][batch] / rates["threads"][batch])
     return gains
 
 
