@@ -20,13 +20,12 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import RESULTS, machine_info  # noqa: E402
+from bench.common import RESULTS, call_times, machine_info  # noqa: E402
 from bench.flops import load_average, sgemm_gflops  # noqa: E402
 from ops import block_numba  # noqa: E402
 from ops.dense import dense_backward, dense_forward  # noqa: E402
@@ -35,18 +34,6 @@ from ops.dense import dense_backward, dense_forward  # noqa: E402
 CONVS = [("conv4", 16, 32, 16), ("conv5", 32, 64, 8)]
 # (name, inputs, outputs) of the dense layers
 DENSES = [("dense1", 1024, 256), ("dense2", 256, 256), ("dense3", 256, 1)]
-
-
-def _times(fn, repeats):
-    """Wall times (s) of fn() over `repeats` calls after two untimed ones."""
-    fn()
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def conv_rows(batch, repeats):
@@ -60,11 +47,11 @@ def conv_rows(batch, repeats):
         gy = rng.standard_normal(y.shape).astype(np.float32)
         flops = 2 * batch * o * c * 3 * 3 * size * size
         rows.append((name, "forward", flops,
-                     _times(lambda: block_numba.conv_relu_pool_forward(x, w, b), repeats)))
+                     call_times(lambda: block_numba.conv_relu_pool_forward(x, w, b), repeats, warmup=2)))
         rows.append((name, "backward", 2 * flops,
-                     _times(lambda: block_numba.conv_relu_pool_backward(x, w, code, gy), repeats)))
-        rows.append((name, "backward gw", flops, _times(
-            lambda: block_numba.conv_relu_pool_backward(x, w, code, gy, need_gx=False), repeats)))
+                     call_times(lambda: block_numba.conv_relu_pool_backward(x, w, code, gy), repeats, warmup=2)))
+        rows.append((name, "backward gw", flops, call_times(
+            lambda: block_numba.conv_relu_pool_backward(x, w, code, gy, need_gx=False), repeats, warmup=2)))
     return rows
 
 
@@ -77,8 +64,8 @@ def dense_rows(batch, repeats):
         b = np.zeros(n_out, np.float32)
         gy = rng.standard_normal((batch, n_out)).astype(np.float32)
         flops = 2 * batch * n_in * n_out
-        rows.append((name, "forward", flops, _times(lambda: dense_forward(x, w, b), repeats)))
-        rows.append((name, "backward", 2 * flops, _times(lambda: dense_backward(x, w, gy), repeats)))
+        rows.append((name, "forward", flops, call_times(lambda: dense_forward(x, w, b), repeats, warmup=2)))
+        rows.append((name, "backward", 2 * flops, call_times(lambda: dense_backward(x, w, gy), repeats, warmup=2)))
     return rows
 
 
