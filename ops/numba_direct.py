@@ -249,14 +249,31 @@ def _to_parity(xs, pad, p, wp):
                 dst[q] = src[q]
 
 
+@njit(cache=True, inline="always")
+def window_code(v0, v1, v2, v3):
+    """(pooled value, code) of one 2x2 window (v0 v1 / v2 v3) after ReLU.
+
+    code = first index of the window maximum (row-major), or RELU_ZERO (value 0) when it is <= 0.
+    The first maximum of (v0, v1, v2, v3) is the first maximum of the better pair, the first pair
+    winning ties; written with selects only, so no unpredictable branches.
+    """
+    up = v1 > v0
+    m01 = v1 if up else v0
+    c01 = 1 if up else 0
+    dn = v3 > v2
+    m23 = v3 if dn else v2
+    c23 = 3 if dn else 2
+    low = m23 > m01
+    m = m23 if low else m01
+    c = c23 if low else c01
+    passed = m > 0
+    return (m if passed else 0.0), (c if passed else RELU_ZERO)
+
+
 @njit(cache=True)
 def _pool(ev, od, wp, ys, cs):
-    """Pool window rows from the even/odd conv rows (bias included) into ys/cs (rows, W/2).
-
-    code = first index of the window maximum (row-major), or RELU_ZERO when it is <= 0. The first
-    maximum of (v0, v1, v2, v3) is the first maximum of the better pair, the first pair winning
-    ties; written with selects only, so no unpredictable branches.
-    """
+    """Pool window rows from the even/odd conv rows (bias included) into ys/cs (rows, W/2) with
+    window_code."""
     nr, w2 = ys.shape
     for rr in range(nr):
         r0 = ev[rr * wp:rr * wp + 2 * w2]
@@ -264,20 +281,7 @@ def _pool(ev, od, wp, ys, cs):
         yrow = ys[rr]
         crow = cs[rr]
         for q in range(w2):
-            v0, v1 = r0[2 * q], r0[2 * q + 1]
-            v2, v3 = r1[2 * q], r1[2 * q + 1]
-            up = v1 > v0
-            m01 = v1 if up else v0
-            c01 = 1 if up else 0
-            dn = v3 > v2
-            m23 = v3 if dn else v2
-            c23 = 3 if dn else 2
-            low = m23 > m01
-            m = m23 if low else m01
-            c = c23 if low else c01
-            passed = m > 0
-            yrow[q] = m if passed else 0
-            crow[q] = c if passed else RELU_ZERO
+            yrow[q], crow[q] = window_code(r0[2 * q], r0[2 * q + 1], r1[2 * q], r1[2 * q + 1])
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)

@@ -22,7 +22,7 @@ Per-chunk gw/gb partial sums keep the result independent of scheduling.
 import numpy as np
 from numba import njit, prange
 
-from .numba_direct import RELU_ZERO
+from .numba_direct import RELU_ZERO, window_code
 
 
 @njit(cache=True)
@@ -93,9 +93,8 @@ def _pool(pre, row0, wd, b, ys, cs):
     """Pool one sample's conv rows pre[row0:row0 + H*W] (position-major, bias not yet added) into
     ys/cs (O, H/2, W/2).
 
-    code = first index of the window maximum (row-major), or RELU_ZERO when it is <= 0. The first
-    maximum of (v0, v1, v2, v3) is the first maximum of the better pair, the first pair winning
-    ties; the bias is added to each value before comparing, as the reference does."""
+    Codes as numba_direct.window_code; the bias is added to each value before comparing, as the
+    reference does."""
     o, h2, w2 = ys.shape
     for r2 in range(h2):
         for q2 in range(w2):
@@ -106,22 +105,7 @@ def _pool(pre, row0, wd, b, ys, cs):
             a3 = pre[p0 + wd + 1]
             for oi in range(o):
                 bi = b[oi]
-                v0 = a0[oi] + bi
-                v1 = a1[oi] + bi
-                v2 = a2[oi] + bi
-                v3 = a3[oi] + bi
-                up = v1 > v0
-                m01 = v1 if up else v0
-                c01 = 1 if up else 0
-                dn = v3 > v2
-                m23 = v3 if dn else v2
-                c23 = 3 if dn else 2
-                low = m23 > m01
-                m = m23 if low else m01
-                c_ = c23 if low else c01
-                passed = m > 0
-                ys[oi, r2, q2] = m if passed else 0
-                cs[oi, r2, q2] = c_ if passed else RELU_ZERO
+                ys[oi, r2, q2], cs[oi, r2, q2] = window_code(a0[oi] + bi, a1[oi] + bi, a2[oi] + bi, a3[oi] + bi)
 
 
 @njit(cache=True, parallel=True)
