@@ -249,7 +249,7 @@ def _to_parity(xs, pad, p, wp):
                 dst[q] = src[q]
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")  # inlined into its (cached) callers: no cache of its own
 def window_code(v0, v1, v2, v3):
     """(pooled value, code) of one 2x2 window (v0 v1 / v2 v3) after ReLU.
 
