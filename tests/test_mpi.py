@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MPIRUN, ROOT, SHARED_DATA
+from conftest import MPIRUN, ROOT, SHARED_DATA, skip_or_fail_in_ci
 
 from parallel import LocalCommunicator, get_communicator, shard_bounds
 from parallel.mpi import MPIUnavailableError, cuda_aware_mpi
@@ -190,7 +190,7 @@ def test_each_step_gradient_over_ranks_equals_one_process_on_real_photos(tmp_pat
     # Whole trajectories drift apart by ~1e-4 after tens of steps (float sums in another order,
     # amplified by training); what must agree is every single step's gradient.
     if not (SHARED_DATA / "train").is_dir():
-        pytest.skip(f"the real photos are not at {SHARED_DATA} (set BATCHLAB_PHOTOS to their folder)")
+        skip_or_fail_in_ci(f"the real photos are not at {SHARED_DATA} (set BATCHLAB_PHOTOS to their folder)")
     out = tmp_path / "gradients.json"
     check_ok(launch([SCRIPTS / "gradients.py", SHARED_DATA, out], ranks=ranks))
     result = json.loads(out.read_text())

@@ -4,13 +4,11 @@ heap setting (ops.numba_heap) and NumPy's BLAS thread count (ops.numba_blas)."""
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import ROOT, skip_or_fail_in_ci
 
 from ops.numba_blas import blas_threads
-
-ROOT = Path(__file__).resolve().parent.parent
 PROBE = """
 import sys
 sys.path.insert(0, {root!r})
@@ -40,7 +38,7 @@ def probe(action):
 @pytest.fixture(scope="module")
 def blas_found():
     if blas_threads("numpy") is None:
-        pytest.skip("NumPy's OpenBLAS thread functions are not reachable in this build")
+        skip_or_fail_in_ci("NumPy's OpenBLAS thread functions are not reachable in this build")
 
 
 def test_building_and_running_a_model_leaves_the_process_alone(blas_found):
