@@ -54,12 +54,10 @@ class RunSpec:
     def train_config(self):
         """The engine's training settings of this run."""
         from engine.train import TrainConfig  # numpy loads only after the entry point set threads
-        return TrainConfig(batch=self.batch, lr=self.lr, lr_scale=self.lr_scale,
-                           base_batch=self.base_batch, warmup_epochs=self.warmup_epochs,
-                           max_epochs=self.max_epochs, patience=self.patience, seed=self.seed,
-                           momentum=self.momentum, weight_decay=self.weight_decay,
-                           eval_batch=self.eval_batch, checkpoint_every=self.checkpoint_every,
-                           snapshot_levels=tuple(self.snapshot_levels or ()))
+        # every TrainConfig field has a RunSpec field of the same name and meaning
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)}
+        values["snapshot_levels"] = tuple(self.snapshot_levels or ())
+        return TrainConfig(**values)
 
     def default_name(self, dataset_name, ranks):
         """<data>-bs<batch>-lr<lr>-<scale>-s<seed>[-r<ranks>]: the folder name of a run without --out."""

@@ -105,3 +105,14 @@ def test_a_run_folder_written_before_the_run_folder_class_resumes(tmp_path):
     assert metrics[0]["dist_init_layers"] == pytest.approx(written_then["dist_init_layers"], rel=1e-5)
     assert RunFolder(old).read_status()["status"] == "finished"
     assert RunFolder(old).load_theta("final").shape == RunFolder(old).load_theta("init").shape
+
+
+def test_the_engine_gets_every_training_setting_of_the_spec():
+    spec = RunSpec(batch=64, lr=0.02, lr_scale="linear", base_batch=16, warmup_epochs=1.5, momentum=0.9,
+                   weight_decay=1e-4, max_epochs=7, patience=3, seed=5, eval_batch=128, checkpoint_every=2,
+                   snapshot_levels=(0.5, 0.6))
+    config = spec.train_config()
+    assert (config.batch, config.lr, config.lr_scale, config.base_batch) == (64, 0.02, "linear", 16)
+    assert (config.warmup_epochs, config.momentum, config.weight_decay) == (1.5, 0.9, 1e-4)
+    assert (config.max_epochs, config.patience, config.seed) == (7, 3, 5)
+    assert (config.eval_batch, config.checkpoint_every, config.snapshot_levels) == (128, 2, (0.6, 0.5))
