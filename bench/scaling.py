@@ -297,9 +297,8 @@ def measure_epochs(comm, data, batches, epochs, kernels, run_dir):
             trainer.train_step(np.arange(batch))
 
         def epoch():
-            if trainer.run_epoch() != "ok" or trainer.finish_epoch() != "ok":
+            if trainer.train_epoch() != "ok":
                 raise RuntimeError(f"training diverged at batch {batch}")
-            trainer.save_checkpoint()
         seconds = [timed_on_every_rank(comm, epoch)[0] for _ in range(epochs)]
         rows.append({"batch": batch, "epoch_seconds": float(np.median(seconds)), "all": seconds})
     return rows
@@ -307,15 +306,13 @@ def measure_epochs(comm, data, batches, epochs, kernels, run_dir):
 
 def worker(args):
     """One job's body: calibrate, time whole epochs, and let rank 0 write everything to args.worker."""
+    from engine.kernel_cache import warm_up_kernels
     from engine.model import ModelConfig, build_model
     from parallel import get_communicator
     comm = get_communicator()
     data = RandomSplits(args.images, args.val_images, IMAGE_SIZE)
-    model = build_model(ModelConfig(image_size=IMAGE_SIZE), kernels=args.kernels)
-    for turn in ("root", "others"):  # rank 0 fills numba's on-disk cache first; the rest load it
-        if (turn == "root") == comm.is_root:
-            model.loss_and_grad(*data.batch("train", np.arange(2)))
-        comm.barrier()
+    warm_up_kernels(comm, args.kernels)  # rank 0 fills numba's on-disk cache first; the rest load it
+    model = build_model(ModelConfig(image_size=IMAGE_SIZE), kernels=args.kernels)  # for the gradient's size
     per_rank = sorted({math.ceil(b / comm.size) for b in args.batches})
     with tempfile.TemporaryDirectory() as run_dir:
         sweep, flag = measure_collective(comm, args.sweep_repeats)

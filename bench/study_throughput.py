@@ -126,6 +126,9 @@ def main():
         from engine.tuning import tune_process
         tune_process()
         return worker(args)
+    from engine.kernel_cache import warm_up_kernels
+    from parallel import LocalCommunicator
+    warm_up_kernels(LocalCommunicator(), "fast")  # fill numba's cache once, before processes race for it
     best, loads = {}, [load_average()]
     with tempfile.TemporaryDirectory() as folder:
         for round_ in range(args.repeats):
