@@ -9,7 +9,6 @@ pass: a numba kernel on the CPU (ops/numba_sgd.py), a CUDA kernel on a GPU (ops/
 """
 import math
 
-import numpy as np
 
 from ops.backend import is_gpu_array
 
@@ -36,7 +35,7 @@ class SGD:
                                        self.weight_decay, self.velocity)
         from ops.numba_sgd import sgd_update  # here, so that importing the engine does not load numba
         scalar = self.theta.dtype.type  # the update's arithmetic stays in the vectors' dtype
-        velocity = self.velocity if self.momentum else np.empty(0, self.theta.dtype)
+        velocity = self.velocity if self.momentum else self.theta[:0]  # an unused, empty view
         squares = sgd_update(self.theta, self.grad, scalar(lr), scalar(self.momentum),
                              scalar(self.weight_decay), velocity)
         return lr * math.sqrt(squares)

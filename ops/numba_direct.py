@@ -31,10 +31,11 @@ carry that much zero slack.
 import numpy as np
 from numba import njit, prange
 
+from .pool_code import RELU_ZERO
+
 # Reassociation lets LLVM vectorise the gw reductions; contraction allows FMA. Both keep results
 # well within float32 tolerance and are fixed at compile time (deterministic).
 FASTMATH = {"reassoc", "contract"}
-RELU_ZERO = 4
 VEC = 16
 
 

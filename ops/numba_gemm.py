@@ -22,7 +22,8 @@ Per-chunk gw/gb partial sums keep the result independent of scheduling.
 import numpy as np
 from numba import njit, prange
 
-from .numba_direct import RELU_ZERO, window_code
+from .numba_direct import window_code
+from .pool_code import RELU_ZERO
 
 
 @njit(cache=True)

@@ -1,11 +1,11 @@
 """The CPU SGD update of the flat parameter vector in one pass, returning its norm (numba).
 
-Same update as engine/sgd.py and ops/cuda_sgd.py (PyTorch's convention), for every element:
+engine/sgd.py calls it on the CPU (ops/cuda_sgd.py is the GPU's); PyTorch's convention, for every element:
     d = g + wd * theta;   v <- mu * v + d, d = v (with momentum);   theta <- theta - lr * d
 and |theta_{t+1} - theta_t| = lr * sqrt(sum d^2). The scalars arrive in the vectors' dtype, so the
 update's arithmetic is the dtype's, exactly as NumPy's (no fused multiply-adds). Only the float64
 sum of d^2 may be reassociated, so that it vectorises: its order is fixed by the compiled code,
-not by the run. The NumPy version made five passes over the vectors with four temporaries.
+not by the run.
 """
 import numpy as np
 from numba import njit
