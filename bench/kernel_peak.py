@@ -2,7 +2,7 @@
 
     NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 taskset -c 0 nice -n -5 python bench/kernel_peak.py
 
-Meant to run on ONE thread pinned to one core: the process first times NumPy's float32 1024 x 1024
+Meant to run on ONE thread pinned to one core: the process first times NumPy's float32 2048 x 2048
 matrix product with its BLAS threads (median of 10), then each fused block that takes the direct
 kernels (fewer than block_numba.GEMM_MIN_CHANNELS input channels), per pass, at batch 32 and 256:
 
@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import RESULTS, machine_info, write_result  # noqa: E402
-from bench.flops import load_average, sgemm_gflops  # noqa: E402
+from bench.flops import SGEMM_SIZE, load_average, sgemm_gflops  # noqa: E402
 from ops import block_numba  # noqa: E402
 
 # (layer, input channels, output channels, input size) of the study's first three blocks
@@ -84,7 +84,7 @@ def bench_layer(name, c, o, size, batch, repeats, sgemm, sgemm_best):
 
 def _markdown(result):
     """The result as a markdown table with its conditions."""
-    lines = [f"sgemm 1024^3 float32: {result['sgemm_gflops']:.1f} GFLOP/s median "
+    lines = [f"sgemm {SGEMM_SIZE}^3 float32: {result['sgemm_gflops']:.1f} GFLOP/s median "
              f"({result['sgemm_best_gflops']:.1f} best), {result['threads']} numba thread(s), "
              f"BLAS threads {result['blas_threads']}; load average {result['load_before']} before, "
              f"{result['load_after']} after; {result['machine'].get('cpu')} ({result['llvm_cpu']})",
@@ -109,7 +109,7 @@ def main():
     args = ap.parse_args()
     block_numba.warmup(np.float32)
     load_before = load_average()
-    sgemm, sgemm_best = sgemm_gflops(1024, 10)
+    sgemm, sgemm_best = sgemm_gflops()
     print(f"sgemm {sgemm:.1f} GFLOP/s median ({sgemm_best:.1f} best); numba threads "
           f"{numba.get_num_threads()}; load {load_before}")
     print(f"{'layer':>16} {'batch':>5} {'pass':>11} | {'ms med':>7} {'best':>7} {'cpu':>7} | {'GFLOP/s':>7} "

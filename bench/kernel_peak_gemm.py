@@ -4,7 +4,7 @@
         python bench/kernel_peak_gemm.py [--batches 32 256] [--repeats R] [--rounds 4]
 
 In one process, for each of R rounds (--rounds; the host is shared and its load changes by the
-second, so the rounds spread the measurement over time): a 1-thread NumPy sgemm (1024 x 1024
+second, so the rounds spread the measurement over time): a 1-thread NumPy sgemm (2048 x 2048
 float32, 10 calls), then every layer and pass. Reported per layer and pass over the calls of all
 rounds: the float32 kernel's ms (median and best), its GFLOP/s and that as a fraction of the sgemm
 (median against the median of the rounds' sgemm medians, best against the best sgemm; best is the
@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import RESULTS, call_times, machine_info  # noqa: E402
-from bench.flops import load_average, sgemm_gflops  # noqa: E402
+from bench.flops import SGEMM_SIZE, load_average, sgemm_gflops  # noqa: E402
 from ops import block_numba  # noqa: E402
 from ops.dense import dense_backward, dense_forward  # noqa: E402
 
@@ -93,7 +93,7 @@ def main():
     load_start = load_average()
     sgemm, times = [], {}
     for _ in range(args.rounds):
-        sgemm.append(sgemm_gflops(1024, 10))
+        sgemm.append(sgemm_gflops())
         for batch in args.batches:
             repeats = args.repeats or max(7, 640 // batch)
             for name, kind, flops, t in conv_rows(batch, repeats) + dense_rows(batch, repeats):
@@ -109,7 +109,7 @@ def main():
             f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, "
             f"GEMM_ROWS={getattr(block_numba, 'GEMM_ROWS', None)}; load average {load_start} at the start, "
             f"{load_average()} at the end.",
-            f"NumPy sgemm 1024 float32, 1 thread, {args.rounds} rounds: {ceiling[0]:.1f} GFLOP/s median, "
+            f"NumPy sgemm {SGEMM_SIZE} float32, 1 thread, {args.rounds} rounds: {ceiling[0]:.1f} GFLOP/s median, "
             f"{ceiling[1]:.1f} best (per round: "
             + ", ".join(f"{m:.0f}/{b:.0f}" for m, b in sgemm) + ").", "",
             "| batch | layer | pass | MFLOP | ms median | ms best | GFLOP/s median | GFLOP/s best "

@@ -60,13 +60,18 @@ def torch_call(memory_format, train, batch, image_size, device):
     import torch
     from torch import nn
     torch.set_num_threads(int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count())))
-    layers, channels = [], 3
-    for filters in (4, 8, 16, 32, 64):
-        layers += [nn.Conv2d(channels, filters, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+    from engine.model import ModelConfig
+    config = ModelConfig(image_size=image_size)  # the same architecture as our engine's
+    layers, channels, k = [], config.in_channels, config.kernel_size
+    for filters in config.filters:
+        layers += [nn.Conv2d(channels, filters, k, padding=k // 2), nn.ReLU(), nn.MaxPool2d(2)]
         channels = filters
-    feature = image_size // 32
-    net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(64 * feature * feature, 256), nn.ReLU(),
-                        nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 1))
+    width = channels * config.feature_size() ** 2
+    layers.append(nn.Flatten())
+    for units in config.dense:
+        layers += [nn.Linear(width, units), nn.ReLU()]
+        width = units
+    net = nn.Sequential(*layers, nn.Linear(width, 1))
     net = net.to(device)
     x = torch.rand(batch, 3, image_size, image_size, device=device)
     if memory_format == "channels_last":
@@ -110,7 +115,7 @@ def measure_one(spec):
     """Run one configuration (in its own subprocess): the sgemm ceiling first, then the calls."""
     from engine.model import ModelConfig
     train, device = spec["pass"] == "train", spec["device"]
-    sgemm = sgemm_gflops(2048, 10) if device == "cpu" else None
+    sgemm = sgemm_gflops() if device == "cpu" else None
     make = engine_call if spec["kind"] == "engine" else torch_call
     call = make(spec["variant"], train, spec["batch"], spec["size"], device)
     times = call_times(call, spec["repeats"], warmup=WARMUP)
