@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 
+from runner.errors import EXIT_USAGE
+
 from . import plots
 from .data import build_run_model, example_subset, load_run_dataset, split_objective
 from .errors import AnalysisError
@@ -22,7 +24,6 @@ from .progress import stderr_log
 from .rundir import Run, check_same_model
 from .sharpness import keskar_sharpness, random_subspace
 
-EXIT_USAGE = 2
 COMMANDS = ("geometry", "interpolate", "sharpness", "surface", "noise", "hessian", "competition",
             "all")
 

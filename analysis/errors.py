@@ -2,7 +2,7 @@
 it into one line on stderr and exit code 2."""
 import sys
 
-EXIT_OK, EXIT_USAGE = 0, 2
+from runner.errors import EXIT_OK, EXIT_USAGE  # noqa: F401 - the codes every entry point shares
 
 
 class AnalysisError(Exception):

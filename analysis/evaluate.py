@@ -66,7 +66,9 @@ def evaluate_run(args, log):
     """The JSON-ready result of scoring args.run on args.data (AnalysisError for user mistakes)."""
     run = Run(args.run)
     trained_on = run.config.get("dataset", {}).get("classes")
-    model = build_run_model(run, "float32", run.args.get("kernels", "fast"))
+    # a run trained on a GPU records kernels "cuda"; scoring it here runs on the CPU
+    kernels = "fast" if run.args.get("kernels", "fast") == "cuda" else run.args.get("kernels", "fast")
+    model = build_run_model(run, "float32", kernels)
     model.theta[...] = model.xp.asarray(run.theta(args.weights).astype(np.float32))
     dataset = load_run_dataset(run, args.data, args.cache_dir, log=log, show_progress=not args.quiet)
     if trained_on and [c.lower() for c in trained_on] != [c.lower() for c in dataset.classes]:

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from runner.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+
 from ..help_format import DefaultsFormatter
 from .plan import PROFILES, StudyError, StudySettings, plan_summary, settings_from_args
 from .projection import measured_projection, projection_lines
@@ -22,7 +24,8 @@ from .queue import Study, StudyInterrupted, load_study_dataset, log, prepare_env
 from .record import InvocationRecord, open_study
 from .tasks import task_done
 
-EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_INCOMPLETE = 0, 2, 4, 5
+
+EXIT_INCOMPLETE = 5  # some run or analysis failed; the others are done
 
 
 def _int_list(text):

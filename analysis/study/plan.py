@@ -90,7 +90,7 @@ class StudySettings:
         if any(not lr > 0 for lr in self.sweep_lrs) or not self.base_lr > 0:
             raise StudyError("learning rates must be positive")
         for name in ("seeds", "trend_seeds", "sweep_seeds", "max_epochs", "patience", "image_size", "interp_points",
-                     "noise_batches", "sharpness_maxiter", "subspace_dim", "eval_batch"):
+                     "noise_batches", "sharpness_maxiter", "subspace_dim", "eval_batch", "base_batch"):
             if getattr(self, name) < 1:
                 raise StudyError(f"--{name.replace('_', '-')} must be at least 1")
         if self.surface_grid < 2:
