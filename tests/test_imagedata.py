@@ -85,6 +85,13 @@ def cache(tmp_path):
     return tmp_path / "cache"
 
 
+@pytest.fixture(autouse=True)
+def default_cache_of_its_own(tmp_path, monkeypatch):
+    """load_dataset(None) trains on Microsoft's archive once it is in the default cache: point that
+    cache at an empty folder, so the synthetic-set tests never read a developer's downloads."""
+    monkeypatch.setenv("BATCHLAB_CACHE", str(tmp_path / "default-cache"))
+
+
 def load(src, cache, **kw):
     logs = []
     kw.setdefault("image_size", SIZE)
