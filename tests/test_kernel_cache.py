@@ -9,19 +9,42 @@ ROOT = Path(__file__).resolve().parent.parent
 CHECK = "from engine.kernel_cache import kernel_cache_is_cold; print(kernel_cache_is_cold())"
 
 
-def cold_in(cache_dir, before=""):
+# where numba would put each fast kernel's index under NUMBA_CACHE_DIR, named as numba names it
+INDEX_NAMES = """
+import sys
+from pathlib import Path
+from engine.kernel_cache import _dispatchers
+for d in _dispatchers():
+    module = d.py_func.__module__.rsplit(".", 1)[-1]
+    tag = f"py{sys.version_info.major}{sys.version_info.minor}"
+    name = f"{module}.{d.py_func.__qualname__}-{d.py_func.__code__.co_firstlineno}.{tag}.nbi"
+    print(Path(d.stats.cache_path, name).relative_to(sys.argv[1]))
+"""
+
+
+def run_with_cache(cache_dir, code):
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir)}
-    result = subprocess.run([sys.executable, "-c", before + CHECK], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", code, str(cache_dir)], capture_output=True, text=True,
                             cwd=ROOT, env=env, timeout=600)
     assert result.returncode == 0, result.stderr
-    return result.stdout.strip() == "True"
+    return result.stdout
+
+
+def cold_in(cache_dir):
+    return run_with_cache(cache_dir, CHECK).strip() == "True"
 
 
 def test_an_empty_cache_is_cold_and_a_filled_one_is_not(tmp_path):
     assert cold_in(tmp_path)
-    # an index for one kernel is not enough: every fast kernel must have one
-    (tmp_path / "numba_direct._round_up-1.py311.nbi").write_bytes(b"")
+    # every fast kernel must have an index where numba looks for it: all but one is still cold
+    indexes = [tmp_path / line for line in run_with_cache(tmp_path, INDEX_NAMES).split()]
+    assert len(indexes) >= 10 and all(path.is_relative_to(tmp_path) for path in indexes)
+    for path in indexes[:-1]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
     assert cold_in(tmp_path)
+    indexes[-1].write_bytes(b"")
+    assert not cold_in(tmp_path)
     # the current default cache (filled by this suite's fast-kernel tests, or by this warm-up)
     warm_up = "from ops import block_numba, numba_sgd; block_numba.warmup(); numba_sgd.warmup(); "
     warm = subprocess.run([sys.executable, "-c", warm_up + CHECK], capture_output=True, text=True,
