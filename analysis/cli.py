@@ -11,6 +11,7 @@ import sys
 import numpy as np
 
 from runner.errors import EXIT_USAGE
+from storage.files import atomic_write_bytes, to_jsonable
 
 from . import plots
 from .data import build_run_model, example_subset, load_run_dataset, split_objective
@@ -153,18 +154,6 @@ def build_parser():
     return parser
 
 
-def _json_ready(value):
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json_ready(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def analysis_device(name, comm):
     """The array module of --device (numpy, or cupy on this rank's GPU); AnalysisError when a GPU
     is asked for and none can be used."""
@@ -215,8 +204,7 @@ class Session:
         """Write <out>/<name>.json and draw <out>/<name>.png; report both paths on stdout."""
         os.makedirs(self.out, exist_ok=True)
         json_path = os.path.join(self.out, f"{name}.json")
-        with open(json_path, "w") as f:
-            json.dump(_json_ready(result), f, indent=1)
+        atomic_write_bytes(json_path, json.dumps(to_jsonable(result), indent=1).encode())
         png_path = plot(result, os.path.join(self.out, f"{name}.png"))
         print(f"{name}: wrote {json_path} and {png_path}", flush=True)
 

@@ -40,6 +40,19 @@ def atomic_write_bytes(path, data):
     fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 
+def to_jsonable(value):
+    """Nested numpy values turned into plain JSON types (dict keys as strings)."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 def atomic_write_json(path, obj):
     """Write a JSON document atomically."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())

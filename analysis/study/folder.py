@@ -10,22 +10,7 @@
 import json
 import os
 
-import numpy as np
-
-from storage.files import atomic_write_json
-
-
-def to_jsonable(value):
-    """Nested numpy values turned into plain JSON types."""
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+from storage.files import atomic_write_json, to_jsonable
 
 
 def write_json_atomic(path, payload):

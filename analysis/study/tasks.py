@@ -6,6 +6,8 @@ same parameters, so changing e.g. the surface grid recomputes the surfaces and n
 import os
 import time
 
+from storage.files import to_jsonable
+
 from ..comparison import comparison_point
 from ..data import build_run_model, load_run_dataset, split_objective
 from ..interpolation import default_alphas, interpolate
@@ -13,7 +15,7 @@ from ..landscape import default_axes, loss_surface
 from ..noise import gradient_noise_scale
 from ..rundir import Run
 from ..sharpness import keskar_sharpness, random_subspace
-from .folder import StudyFolder, read_json, to_jsonable, write_json_atomic
+from .folder import StudyFolder, read_json, write_json_atomic
 
 TERMINAL_STATUSES = ("finished", "early_stopped", "diverged")
 USABLE_STATUSES = ("finished", "early_stopped")
