@@ -10,6 +10,8 @@ plateau) cannot be compared at all.
 """
 from dataclasses import dataclass
 
+from storage.runfolder import snapshot_kind
+
 CONVERGED_STATUS = "early_stopped"
 
 
@@ -22,7 +24,7 @@ class ComparisonPoint:
     @property
     def weights(self):
         """The weights' name in a run folder: 'best' or 'loss<L>' (theta_<name>.npy)."""
-        return "best" if self.level is None else f"loss{self.level:g}"
+        return "best" if self.level is None else snapshot_kind(self.level)
 
     def describe(self):
         """How the comparison was made, in words."""
