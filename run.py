@@ -9,7 +9,7 @@ import shlex
 import sys
 import traceback
 
-from analysis.help_format import DefaultsFormatter, positive_float, positive_int
+from analysis.help_format import DefaultsFormatter, OneLineParser, positive_float, positive_int
 from batchlab import __version__
 from parallel.errors import MPIUnavailableError
 from parallel.threads import configure_threads
@@ -45,13 +45,6 @@ def loss_levels(text):
     if not values or any(not 0 < v < float("inf") for v in values):
         raise argparse.ArgumentTypeError(f"levels must be positive numbers, got {text!r}")
     return values
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad argument in one line (no usage dump) and exits with 2."""
-
-    def error(self, message):
-        self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
 
 
 def train_parser():

@@ -16,7 +16,7 @@ from storage.files import atomic_write_bytes, to_jsonable
 from . import plots
 from .data import build_run_model, example_subset, load_run_dataset, split_objective
 from .errors import AnalysisError
-from .help_format import DefaultsFormatter, positive_float, positive_int
+from .help_format import DefaultsFormatter, OneLineParser, positive_float, positive_int
 from .geometry import run_geometry
 from .interpolation import default_alphas, interpolate
 from .landscape import assigned_points, compute_surface_points, default_axes, surface_directions
@@ -27,13 +27,6 @@ from .sharpness import keskar_sharpness, random_subspace
 
 COMMANDS = ("geometry", "interpolate", "sharpness", "surface", "noise", "hessian", "competition",
             "all")
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad argument in one line (no usage dump) and exits with 2."""
-
-    def error(self, message):
-        self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
 
 
 def _add_interpolate(p):

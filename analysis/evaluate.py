@@ -5,14 +5,13 @@ Images go through the training preprocessing (the loader's resize and cache, `Da
 division by 255) at the run's image size, and the loss is summed in the run's own `--eval-batch`
 chunks, so on the run's own validation split it reproduces the validation loss training recorded.
 """
-import argparse
 import json
 
 import numpy as np
 
 from .data import build_run_model, load_run_dataset
 from .errors import EXIT_OK, AnalysisError, command_main
-from .help_format import DefaultsFormatter, positive_int
+from .help_format import DefaultsFormatter, OneLineParser, positive_int
 from .progress import quiet, stderr_log
 from .rundir import Run
 
@@ -21,7 +20,7 @@ SPLITS = ("val", "train", "all")
 
 def build_parser():
     """Arguments of `run.py evaluate`."""
-    p = argparse.ArgumentParser(prog="run.py evaluate", formatter_class=DefaultsFormatter,
+    p = OneLineParser(prog="run.py evaluate", formatter_class=DefaultsFormatter,
                                 description=__doc__.splitlines()[0])
     p.add_argument("run", metavar="RUN_DIR", help="a finished training run directory")
     p.add_argument("--data", default=None,

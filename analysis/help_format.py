@@ -1,6 +1,15 @@
-"""Help text that states every option's default exactly once, and argparse types shared by the
-subcommands' parsers."""
+"""Help text that states every option's default exactly once, the one-line-error parser, and
+argparse types shared by the subcommands' parsers."""
 import argparse
+
+from runner.errors import EXIT_USAGE
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line (no usage dump) and exits with 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
 
 
 class DefaultsFormatter(argparse.HelpFormatter):

@@ -1,6 +1,5 @@
 """`run.py plot RUN_DIR... [--out PNG]`: training and validation curves (loss and accuracy per
 epoch) of one or more runs, read from their metrics.jsonl, as one PNG."""
-import argparse
 import os
 
 import matplotlib
@@ -9,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .errors import EXIT_OK, AnalysisError, command_main  # noqa: E402
-from .help_format import DefaultsFormatter, positive_int  # noqa: E402
+from .help_format import DefaultsFormatter, OneLineParser, positive_int  # noqa: E402
 from .rundir import Run  # noqa: E402
 
 # (metric key, panel title, y label); one panel per quantity, train solid and validation dashed
@@ -18,7 +17,7 @@ PANELS = (("loss", "loss", "binary cross-entropy"), ("acc", "accuracy", "fractio
 
 def build_parser():
     """Arguments of `run.py plot`."""
-    p = argparse.ArgumentParser(prog="run.py plot", formatter_class=DefaultsFormatter,
+    p = OneLineParser(prog="run.py plot", formatter_class=DefaultsFormatter,
                                 description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="training run directories")
     p.add_argument("--out", default=None, help="PNG path (default: FIRST_RUN_DIR/curves.png)")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from runner.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
-from ..help_format import DefaultsFormatter
+from ..help_format import DefaultsFormatter, OneLineParser
 from .plan import PROFILES, StudyError, StudySettings, plan_summary, settings_from_args
 from .projection import measured_projection, projection_lines
 from .queue import Study, StudyInterrupted, load_study_dataset, log, prepare_environment
@@ -44,7 +44,7 @@ def _float_list(text):
 
 def build_parser():
     """Study options; every plan setting defaults to the chosen profile's value."""
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="run.py study", formatter_class=ProfileDefaultsFormatter,
         description="Run the article's experiment plan (batch sizes at the base "
         "lr, with linear lr scaling, the lr x batch sweep, and the analyses) into one resumable "

@@ -5,7 +5,6 @@ gives each of the article's eight findings a verdict computed by analysis/stats.
 numbers that decided it. It reads only files the study wrote, so it can be rerun at any time, also
 on a study that is still running (what is missing is listed, not invented).
 """
-import argparse
 import math
 import os
 import sys
@@ -13,7 +12,7 @@ import sys
 import numpy as np
 
 from ..errors import EXIT_OK, command_main
-from ..help_format import DefaultsFormatter
+from ..help_format import DefaultsFormatter, OneLineParser
 from .figures import all_figures
 from .findings import compute_findings
 from .folder import StudyFolder
@@ -24,7 +23,7 @@ from .results import StudyResults, sharpness_key
 
 def build_parser():
     """Arguments of `run.py report`."""
-    p = argparse.ArgumentParser(prog="run.py report", formatter_class=DefaultsFormatter,
+    p = OneLineParser(prog="run.py report", formatter_class=DefaultsFormatter,
                                 description="Write report.md and figures for a study folder.")
     p.add_argument("study", metavar="STUDY_DIR", help="folder written by `run.py study`")
     p.add_argument("--out", default=None, help="output folder (default: STUDY_DIR/report)")
