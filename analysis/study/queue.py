@@ -5,8 +5,8 @@ list of runs and analyses, skips what is done, and takes the first item whose lo
 dies with its process, so a killed study leaves nothing stale, and any number of processes (MPI ranks
 with `--parallel runs`, or separately started commands) share one study folder without
 coordination. Runs are trained in-process through the runner's `train_run` (runner/): the numba
-kernels and the decoded images are loaded once per process instead of once per run, and the outcome
-tells diverged (recorded, the study goes on) from interrupted (the study stops; the same command
+kernels load once per process, each run reopens the memory-mapped image cache (decoded once, on
+disk), and the outcome tells diverged (recorded, the study goes on) from interrupted (the study stops; the same command
 resumes).
 """
 import time
