@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.common import RESULTS, call_times, machine_info  # noqa: E402
 from bench.flops import SGEMM_SIZE, load_average, sgemm_gflops  # noqa: E402
 from ops import block_numba  # noqa: E402
-from ops.dense import dense_backward, dense_forward  # noqa: E402
+from ops.dense import dense_backward_reference, dense_forward_reference  # noqa: E402
 
 # (name, input channels, output channels, input size) of the study's wide blocks at 128 px
 CONVS = [("conv4", 16, 32, 16), ("conv5", 32, 64, 8)]
@@ -64,8 +64,9 @@ def dense_rows(batch, repeats):
         b = np.zeros(n_out, np.float32)
         gy = rng.standard_normal((batch, n_out)).astype(np.float32)
         flops = 2 * batch * n_in * n_out
-        rows.append((name, "forward", flops, call_times(lambda: dense_forward(x, w, b), repeats, warmup=2)))
-        rows.append((name, "backward", 2 * flops, call_times(lambda: dense_backward(x, w, gy), repeats, warmup=2)))
+        rows.append((name, "forward", flops, call_times(lambda: dense_forward_reference(x, w, b), repeats, warmup=2)))
+        backward = call_times(lambda: dense_backward_reference(x, w, gy), repeats, warmup=2)
+        rows.append((name, "backward", 2 * flops, backward))
     return rows
 
 

@@ -71,15 +71,18 @@ class FlattenFn(Function):
 
 
 class DenseFn(Function):
-    """y = x W^T + b; keeps the input and the weight (NumPy's BLAS: one thread in a tuned process,
-    see engine/tuning.py)."""
+    """y = x W^T + b; keeps the input and the weight. `kernels="fast"` splits the products over the
+    numba threads (ops/numba_dense.py); otherwise NumPy's BLAS, on one thread in a tuned process."""
+
+    def __init__(self, kernels="reference"):
+        self.kernels = kernels
 
     def forward(self, x, w, b):
         self.x, self.w = x, w
-        return dense_forward(x, w, b)
+        return dense_forward(x, w, b, kernels=self.kernels)
 
     def backward(self, gy):
-        return dense_backward(self.x, self.w, gy, need_gx=self.needs_grad[0])
+        return dense_backward(self.x, self.w, gy, need_gx=self.needs_grad[0], kernels=self.kernels)
 
 
 class BCEWithLogitsFn(Function):

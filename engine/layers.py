@@ -47,10 +47,10 @@ class Flatten:
 
 
 class Dense:
-    """Fully connected layer; weight (out, in), bias (out,)."""
+    """Fully connected layer; weight (out, in), bias (out,); `kernels` as for ConvReLUPool."""
 
-    def __init__(self, weight, bias):
-        self.weight, self.bias = weight, bias
+    def __init__(self, weight, bias, kernels="reference"):
+        self.weight, self.bias, self.kernels = weight, bias, kernels
 
     def __call__(self, x):
-        return DenseFn()(x, self.weight, self.bias)
+        return DenseFn(self.kernels)(x, self.weight, self.bias)

@@ -160,7 +160,7 @@ def build_model(config=ModelConfig(), seed=0, dtype="float32", kernels="fast", x
     layers.append(Flatten())
     n_dense = len(config.dense) + 1
     for i in range(1, n_dense + 1):
-        layers.append(Dense(params[f"dense{i}.weight"], params[f"dense{i}.bias"]))
+        layers.append(Dense(params[f"dense{i}.weight"], params[f"dense{i}.bias"], kernels))
         if i < n_dense:
             layers.append(ReLU())
     return Model(config, params, layers, kernels)
