@@ -60,9 +60,10 @@ def write_result(name, payload):
 
 
 def study_net_step(kernels, batch, image_size, seed=0, xp=None):
-    """The study's net with random inputs and one training step (forward, backward, SGD update) as a
-    callable; returns (model, sgd, x, y, step). `xp` (default numpy) is where theta and the batch
-    live; the step ends by reading the loss and update norm back, so a timed GPU step has finished."""
+    """The study's net with a random batch of pixels and one training step (forward, backward, SGD
+    update) as a callable; returns (model, sgd, x, y, step). `xp` (default numpy) is where theta and
+    the batch live; the step ends by reading the loss and update norm back, so a timed GPU step has
+    finished."""
     import numpy as np
     xp = np if xp is None else xp
 
@@ -73,7 +74,8 @@ def study_net_step(kernels, batch, image_size, seed=0, xp=None):
     model = build_model(ModelConfig(image_size=image_size), seed=seed, kernels=kernels, xp=xp)
     sgd = SGD(model.theta, model.grad)
     rng = np.random.default_rng(seed)
-    x = xp.asarray(rng.random((batch, 3, image_size, image_size), dtype=np.float32))
+    # uint8 pixels, as training hands them to the model (its first block divides by 255 itself)
+    x = xp.asarray(rng.integers(0, 256, (batch, 3, image_size, image_size), dtype=np.uint8))
     y = xp.asarray((rng.random(batch) > 0.5).astype(np.float32))
 
     def step():

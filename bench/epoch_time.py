@@ -45,7 +45,7 @@ class Stopwatch:
 
     def wrap(self, owner, name, label):
         """Replace owner.name (on the instance) by a timed call of the original; `label` is a string
-        or a function of the call's first argument (e.g. the split of Dataset.batch)."""
+        or a function of the call's first argument (e.g. the split of Dataset.pixels)."""
         original = getattr(owner, name)
 
         def timed(*args, **kwargs):
@@ -110,7 +110,7 @@ def measure_batch(data, batch, args):
     from storage.runfolder import RunFolder
     config = ModelConfig(image_size=args.image_size)
     order = epoch_permutation(1, 0, len(data.train_y))
-    batches = [data.batch("train", order[k * batch:(k + 1) * batch]) for k in range(4)]
+    batches = [data.pixels("train", order[k * batch:(k + 1) * batch]) for k in range(4)]
     model = build_model(config, seed=0, kernels=args.kernels)
     sgd = SGD(model.theta, model.grad)
     rows, windows = [], [step_seconds(model, sgd, batches, args.step_seconds)]
@@ -127,7 +127,7 @@ def measure_batch(data, batch, args):
         watch.wrap(trainer.model, "evaluate_sums", "evaluate_sums")
         watch.wrap(trainer, "save_checkpoint", "checkpoint")
         watch.wrap(run_dir, "write_metrics", "metrics_file")
-        watch.wrap(data, "batch", lambda split: f"{split}_batches")
+        watch.wrap(data, "pixels", lambda split: f"{split}_batches")
         try:
             for epoch in range(1, args.epochs + 1):
                 load_before, before = load_average(), dict(watch.seconds)

@@ -49,7 +49,7 @@ class TimedCommunicator:
 
 
 class RandomImages:
-    """Random uint8 NCHW images and 0/1 labels in memory, served like imagedata's batch()."""
+    """Random uint8 NCHW images and 0/1 labels in memory, served like imagedata's pixels()."""
 
     def __init__(self, count, size, seed=0):
         import numpy as np
@@ -58,10 +58,10 @@ class RandomImages:
         self.train_y = rng.integers(0, 2, size=count).astype(np.uint8)
         self.val_x, self.val_y = self.train_x[:0], self.train_y[:0]
 
-    def batch(self, split, indices):
-        """Float images in [0, 1] and float labels for `indices` of the training split."""
+    def pixels(self, split, indices):
+        """uint8 images (as imagedata.Dataset.pixels) and float labels for `indices` of training."""
         import numpy as np
-        return self.train_x[indices].astype(np.float32) / 255.0, self.train_y[indices].astype(np.float32)
+        return np.ascontiguousarray(self.train_x[indices]), self.train_y[indices].astype(np.float32)
 
 
 def time_epochs(batches, images, kernels):
@@ -76,7 +76,7 @@ def time_epochs(batches, images, kernels):
     config = ModelConfig(image_size=IMAGE_SIZE)
     for turn in ("root", "others"):  # rank 0 fills numba's on-disk cache first; the rest load it
         if (turn == "root") == comm.is_root:
-            build_model(config, kernels=kernels).loss_and_grad(*data.batch("train", np.arange(2)))
+            build_model(config, kernels=kernels).loss_and_grad(*data.pixels("train", np.arange(2)))
         comm.barrier()
     rows = []
     for batch in batches:

@@ -198,7 +198,7 @@ def fit_from_epochs(epoch_seconds, n_train, n_val, eval_ratio=EVAL_COST_RATIO):
 
 # ---- measurement: runs inside each job ---------------------------------------------------------
 class RandomSplits:
-    """Random uint8 NCHW images and 0/1 labels in memory, served like imagedata's batch()."""
+    """Random uint8 NCHW images and 0/1 labels in memory, served like imagedata's pixels()."""
 
     def __init__(self, n_train, n_val, size, seed=0):
         rng = np.random.default_rng(seed)
@@ -207,10 +207,10 @@ class RandomSplits:
         self.val_x = rng.integers(0, 256, size=(n_val, 3, size, size), dtype=np.uint8)
         self.val_y = rng.integers(0, 2, size=n_val).astype(np.uint8)
 
-    def batch(self, split, indices):
-        """Float images in [0, 1] and float labels."""
+    def pixels(self, split, indices):
+        """uint8 images (as imagedata.Dataset.pixels) and float labels."""
         x, y = (self.train_x, self.train_y) if split == "train" else (self.val_x, self.val_y)
-        return x[indices].astype(np.float32) / 255.0, y[indices].astype(np.float32)
+        return np.ascontiguousarray(x[indices]), y[indices].astype(np.float32)
 
 
 def timed_on_every_rank(comm, action):

@@ -9,8 +9,8 @@ def _dispatchers():
     """Every cached numba function of the fast CPU kernels."""
     from numba.core.registry import CPUDispatcher
 
-    from ops import numba_blas, numba_direct, numba_gemm, numba_sgd
-    return [value for module in (numba_direct, numba_gemm, numba_blas, numba_sgd)
+    from ops import numba_blas, numba_dense, numba_direct, numba_gemm, numba_sgd
+    return [value for module in (numba_direct, numba_gemm, numba_blas, numba_sgd, numba_dense)
             for value in vars(module).values()
             if isinstance(value, CPUDispatcher) and value.stats.cache_path]  # cache=True only
 
@@ -33,12 +33,13 @@ def warm_up_kernels(comm, kernels, log=None):
     one on-disk cache at once can race. `log` (if given) hears that a cold cache is compiling."""
     if kernels != "fast":
         return
-    from ops import block_numba, numba_sgd
+    from ops import block_numba, numba_dense, numba_sgd
     from parallel import root_first
 
     def warm_up():
         if comm.is_root and log is not None and kernel_cache_is_cold():
             log(COMPILE_NOTICE)
         block_numba.warmup()
+        numba_dense.warmup()
         numba_sgd.warmup()
     root_first(comm, warm_up, expected=())

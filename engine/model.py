@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ops.loss import count_correct
+from ops.pixels import is_pixels, pixels_to_float
 
 from .functions import BCEWithLogitsFn
 from .init import glorot_uniform_theta
@@ -100,8 +101,14 @@ class Model:
         return x
 
     def _as_arrays(self, x, y):
+        """x as the first layer reads it, y as a flat vector in the parameters' dtype. uint8 pixels
+        stand for x / 255: the fused block reads them as they are (ops/pixels.py), so the float
+        batch is never built; for separate layers they are converted here."""
         xp, dtype = self.xp, self.theta.dtype
-        return xp.asarray(x, dtype=dtype), xp.asarray(y, dtype=dtype).reshape(-1)
+        x = xp.asarray(x)
+        if not (is_pixels(x) and isinstance(self.layers[0], ConvReLUPool)):
+            x = xp.asarray(pixels_to_float(x, dtype), dtype=dtype)
+        return x, xp.asarray(y, dtype=dtype).reshape(-1)
 
     def loss_and_grad(self, x, y, denominator=None):
         """Loss sum(x)/denominator and its gradient, written into the flat `grad` vector.

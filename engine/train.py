@@ -158,7 +158,7 @@ class Trainer:
         local = batch_indices[comm.shard(len(batch_indices))]
         loss_share, correct = 0.0, 0
         if len(local):
-            x, y = self.data.batch("train", local)
+            x, y = self.data.pixels("train", local)
             with np.errstate(invalid="ignore", over="ignore"):  # divergence is detected below
                 loss_share, correct = model.loss_and_grad(x, y, denominator=len(batch_indices))
         else:
@@ -181,7 +181,7 @@ class Trainer:
         loss_sum, correct = 0.0, 0
         for start in range(part.start, part.stop, self.config.eval_batch):
             indices = np.arange(start, min(start + self.config.eval_batch, part.stop))
-            x, y = self.data.batch("val", indices)
+            x, y = self.data.pixels("val", indices)
             batch_loss, batch_correct, _ = self.model.evaluate_sums(x, y, self.config.eval_batch)
             loss_sum += batch_loss
             correct += batch_correct

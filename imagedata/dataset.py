@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imagedata.batching import gather_scaled
+from imagedata.batching import gather_pixels, gather_scaled
 
 SPLIT_ALIASES = {"train": "train", "val": "val", "validation": "val"}
 
@@ -31,6 +31,7 @@ class Dataset:
         The loader runs on rank 0 first under MPI, so ranks never write numba's cache at once."""
         for x in (self.train_x, self.val_x):
             gather_scaled(x, [])
+            gather_pixels(x, [])
             if isinstance(x, np.memmap) and x.size:
                 x.reshape(-1)[::mmap.PAGESIZE].max()
 
@@ -51,3 +52,10 @@ class Dataset:
         x, y = self.arrays(split)
         idx = np.asarray(indices, dtype=np.intp).reshape(-1)
         return gather_scaled(x, idx), np.asarray(y[idx], dtype=np.float32)
+
+    def pixels(self, split: str, indices):
+        """The same batch as `batch` with the images left as uint8 pixels (each standing for its
+        value / 255): what training hands the model, whose first block divides as it reads them."""
+        x, y = self.arrays(split)
+        idx = np.asarray(indices, dtype=np.intp).reshape(-1)
+        return gather_pixels(x, idx), np.asarray(y[idx], dtype=np.float32)

@@ -9,6 +9,8 @@ output instead of any activation:
 Since ReLU is monotone, maxpool(relu(a)) = relu(maxpool(a)), and the gradient reaches the
 pre-activation only at the winner of a window whose maximum is positive.
 
+The input may be uint8 pixels (the first block's photos), standing for x / 255 (ops/pixels.py).
+
 `kernels="reference"` composes the readable ops in conv.py/pool.py (on NumPy or CuPy arrays);
 `kernels="fast"` calls the numba kernels in block_numba.py (CPU arrays; GPU arrays fall back to the
 reference); `kernels="cuda"` calls the numba.cuda kernels in cuda_block.py (CuPy arrays on a GPU,
@@ -16,6 +18,7 @@ NumPy arrays under numba's CUDA simulator).
 """
 from .backend import array_module, is_gpu_array
 from .conv import conv2d_backward, conv2d_forward
+from .pixels import pixels_to_float
 from .pool import maxpool2x2_backward, maxpool2x2_forward
 from .pool_code import RELU_ZERO
 
@@ -50,9 +53,17 @@ def _kernel_module(x, kernels):
     return None
 
 
+def _float_input(x, w, module):
+    """x for `module`: kernels that read uint8 pixels themselves (READS_PIXELS) get them as they
+    are, the others (and the reference) x / 255."""
+    return x if getattr(module, "READS_PIXELS", False) else pixels_to_float(x, w.dtype)
+
+
 def conv_relu_pool_forward(x, w, b, kernels="fast"):
-    """Fused conv+bias+ReLU+pool forward with the chosen kernels; returns (output, code)."""
+    """Fused conv+bias+ReLU+pool forward with the chosen kernels; returns (output, code). x may be
+    uint8 pixels, standing for x / 255 (ops/pixels.py)."""
     module = _kernel_module(x, kernels)
+    x = _float_input(x, w, module)
     if module is not None:
         return module.conv_relu_pool_forward(x, w, b)
     return conv_relu_pool_reference(x, w, b)
@@ -61,6 +72,7 @@ def conv_relu_pool_forward(x, w, b, kernels="fast"):
 def conv_relu_pool_backward(x, w, code, gy, need_gx=True, kernels="fast"):
     """Fused backward with the chosen kernels; returns (gx or None, gw, gb)."""
     module = _kernel_module(x, kernels)
+    x = _float_input(x, w, module)
     if module is not None:
         return module.conv_relu_pool_backward(x, w, code, gy, need_gx=need_gx)
     return conv_relu_pool_backward_reference(x, w, code, gy, need_gx=need_gx)

@@ -12,6 +12,7 @@ import numba
 import numpy as np
 
 from . import numba_blas, numba_direct, numba_gemm
+from .pixels import is_pixels, pixels_to_float
 
 # Flat elements of one block of output rows: small enough for the accumulator and the input rows it
 # reads to stay in L1/L2, long enough to keep the vector loop busy.
@@ -25,6 +26,10 @@ GEMM_MIN_CHANNELS = 16
 # Target rows (output positions) of one im2col GEMM: several samples of a small plane are stacked
 # until about this many, so BLAS gets a long enough dimension (bench/kernel_peak_gemm.py).
 GEMM_ROWS = 512
+
+# The direct kernels take uint8 pixels as input and divide them by 255 while copying them into
+# their padded planes (ops/pixels.py); the im2col path converts them first.
+READS_PIXELS = True
 
 _workspaces = {}
 
@@ -70,7 +75,8 @@ def _even_split(total, most):
 
 
 def _check(x, w):
-    """Validate shapes; return the float dtype used for every array of this call."""
+    """Validate shapes; return the float dtype used for every array of this call (w's for uint8
+    pixels)."""
     if x.ndim != 4 or w.ndim != 4:
         raise BlockShapeError(f"expected x (N,C,H,W) and w (O,C,k,k), got {x.shape} and {w.shape}")
     k = w.shape[2]
@@ -78,8 +84,16 @@ def _check(x, w):
         raise BlockShapeError(f"conv kernels must be square and odd, got {w.shape[2:]}")
     if w.shape[1] != x.shape[1]:
         raise BlockShapeError(f"input has {x.shape[1]} channels but w expects {w.shape[1]}")
-    dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.dtype(np.float64)
-    return dtype
+    source = w.dtype if is_pixels(x) else x.dtype
+    return source if source in (np.float32, np.float64) else np.dtype(np.float64)
+
+
+def _input(x, dtype, direct):
+    """x as the kernels read it: C-contiguous, in `dtype`; uint8 pixels stay pixels for the direct
+    kernels (they divide by 255 as they copy) and are converted for the im2col path."""
+    if is_pixels(x) and direct:
+        return np.ascontiguousarray(x)
+    return np.ascontiguousarray(pixels_to_float(x, dtype), dtype)
 
 
 def _chunks(n):
@@ -90,7 +104,7 @@ def _chunks(n):
 def conv_relu_pool_forward(x, w, b):
     """Fused forward: returns (y, code) exactly as ops.block.conv_relu_pool_reference."""
     dtype = _check(x, w)
-    x = np.ascontiguousarray(x, dtype)
+    x = _input(x, dtype, direct=x.shape[1] < GEMM_MIN_CHANNELS)
     w = np.ascontiguousarray(w, dtype)
     b = np.ascontiguousarray(b, dtype)
     n, c, h, wd = x.shape
@@ -116,7 +130,7 @@ def conv_relu_pool_forward(x, w, b):
 def conv_relu_pool_backward(x, w, code, gy, need_gx=True):
     """Fused backward: (gx or None, gw, gb) exactly as ops.block.conv_relu_pool_backward_reference."""
     dtype = _check(x, w)
-    x = np.ascontiguousarray(x, dtype)
+    x = _input(x, dtype, direct=x.shape[1] < GEMM_MIN_CHANNELS)
     w = np.ascontiguousarray(w, dtype)
     gy = np.ascontiguousarray(gy, dtype)
     code = np.ascontiguousarray(code, np.uint8)
@@ -140,7 +154,7 @@ def _direct_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx):
     """Backward with the direct kernels into gx / per-chunk gw_part, gb_part."""
     _, c, h, wd = x.shape
     o, k = w.shape[0], w.shape[2]
-    dtype = x.dtype
+    dtype = w.dtype
     wp = wd + 2 * (k // 2)
     wflip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
     gx_block = _even_split((h + 1) // 2, max(1, BLOCK_ELEMS // wp))
@@ -212,4 +226,8 @@ def warmup(dtype=np.float32):
         w = rng.standard_normal((2, c, 3, 3)).astype(dtype)
         y, code = conv_relu_pool_forward(x, w, np.zeros(2, dtype))
         conv_relu_pool_backward(x, w, code, np.ones_like(y), need_gx=True)
+    pixels = rng.integers(0, 256, (2, 1, 4, 4), dtype=np.uint8)  # the first block reads photos
+    w = rng.standard_normal((2, 1, 3, 3)).astype(dtype)
+    y, code = conv_relu_pool_forward(pixels, w, np.zeros(2, dtype))
+    conv_relu_pool_backward(pixels, w, code, np.ones_like(y), need_gx=False)
     return time.perf_counter() - start

@@ -73,3 +73,10 @@ def dense_backward(x, w, gy, need_gx=True):
     with numba_blas.single_threaded():
         _backward(x, w, gy, np.ascontiguousarray(gy.T), gx, gw, numba.get_num_threads(), need_gx)
     return (gx if need_gx else None), gw, gy.sum(axis=0)
+
+
+def warmup(dtype=np.float32):
+    """Compile (or load from numba's on-disk cache) both kernels for `dtype` on tiny inputs."""
+    x, w = np.ones((2, 3), dtype), np.ones((2, 3), dtype)
+    dense_forward(x, w, np.zeros(2, dtype))
+    dense_backward(x, w, np.ones((2, 2), dtype))

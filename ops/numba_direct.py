@@ -31,6 +31,7 @@ carry that much zero slack.
 import numpy as np
 from numba import njit, prange
 
+from .pixels import input_value
 from .pool_code import RELU_ZERO
 
 # Reassociation lets LLVM vectorise the gw reductions; contraction allows FMA. Both keep results
@@ -238,7 +239,8 @@ def _correlate(ga, gb, pl, off, n, wp, out):
 
 @njit(cache=True)
 def _to_parity(xs, pad, p, wp):
-    """Copy one sample (C, H, W) into the interior of its zero-padded parity planes (C, 2, L)."""
+    """Copy one sample (C, H, W) into the interior of its zero-padded parity planes (C, 2, L);
+    uint8 pixels are divided by 255 on the way (ops/pixels.py)."""
     c, h, wd = xs.shape
     for ci in range(c):
         for r in range(h):
@@ -247,7 +249,7 @@ def _to_parity(xs, pad, p, wp):
             dst = pad[ci, m % 2, base:base + wd]
             src = xs[ci, r]
             for q in range(wd):
-                dst[q] = src[q]
+                dst[q] = input_value(src[q], dst)
 
 
 @njit(inline="always")  # inlined into its (cached) callers: no cache of its own

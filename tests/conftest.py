@@ -50,7 +50,7 @@ def pytest_runtest_setup(item):
 
 
 class ArrayData:
-    """uint8 NCHW images and 0/1 labels in memory, served like imagedata.Dataset.batch."""
+    """uint8 NCHW images and 0/1 labels in memory, served like imagedata.Dataset.batch/pixels."""
 
     def __init__(self, train_x, train_y, val_x, val_y):
         self.train_x, self.train_y, self.val_x, self.val_y = train_x, train_y, val_x, val_y
@@ -60,6 +60,11 @@ class ArrayData:
         x = self.train_x if split == "train" else self.val_x
         y = self.train_y if split == "train" else self.val_y
         return x[indices].astype(np.float32) / 255.0, y[indices].astype(np.float32)
+
+    def pixels(self, split, indices):
+        x = self.train_x if split == "train" else self.val_x
+        y = self.train_y if split == "train" else self.val_y
+        return np.ascontiguousarray(x[indices]), y[indices].astype(np.float32)
 
 
 def make_array_data(n_train=48, n_val=16, size=32, seed=0):

@@ -201,11 +201,11 @@ def test_snapshots_hold_the_epoch_end_weights_and_survive_a_kill_exactly(tmp_pat
 
 
 class NaNData(ArrayData):
-    """Serves a NaN pixel in the third training batch."""
+    """Serves a NaN pixel in the third training batch (as float images: the model takes those too)."""
 
     calls = 0
 
-    def batch(self, split, indices):
+    def pixels(self, split, indices):
         x, y = super().batch(split, indices)
         if split == "train":
             NaNData.calls += 1

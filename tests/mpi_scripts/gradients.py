@@ -26,7 +26,7 @@ CHECKED = (0, 1, 4, 8, 11)
 
 
 class Photos:
-    """The decoded photos with the loader's batch interface (the validation split is unused)."""
+    """The decoded photos with the loader's pixels interface (the validation split is unused)."""
 
     def __init__(self, root):
         files = [(path, label) for label, cls in enumerate(("cats", "dogs"))
@@ -36,8 +36,8 @@ class Photos:
         self.train_y = np.array([y for _, y in decoded], dtype=np.uint8)
         self.val_x, self.val_y = self.train_x[:1], self.train_y[:1]
 
-    def batch(self, split, indices):
-        return self.train_x[indices].astype(np.float32) / 255.0, self.train_y[indices].astype(np.float32)
+    def pixels(self, split, indices):
+        return np.ascontiguousarray(self.train_x[indices]), self.train_y[indices].astype(np.float32)
 
 
 def main(root, out):
@@ -55,7 +55,7 @@ def main(root, out):
         def compare_then_step(lr, step=step, indices=indices):
             if comm.is_root and step in CHECKED:
                 single.theta[...] = model.theta
-                single.loss_and_grad(*photos.batch("train", indices))
+                single.loss_and_grad(*photos.pixels("train", indices))
                 want = single.grad.astype(np.float64)
                 differences.append({"step": step, "relative": float(
                     np.linalg.norm(model.grad.astype(np.float64) - want) / np.linalg.norm(want))})

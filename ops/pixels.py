@@ -1,0 +1,45 @@
+"""Photos as network input: uint8 pixels whose value is v / 255 (the study's preprocessing).
+
+The fast CPU kernels take the pixels themselves and divide while they copy them into their padded
+planes (ops/numba_direct.py), so the float32 batch, four times the bytes, is never written or read
+back. Every other path converts first with `pixels_to_float`, the definition.
+"""
+import numpy as np
+from numba import types
+from numba.extending import overload
+
+from .backend import array_module
+
+PIXEL_SCALE = 255
+# float32(float64(v) * (1 / 255)) is the correctly rounded float32(v) / 255 for every uint8 v (the
+# product is within half a float64 ulp of v / 255, far from any float32 rounding boundary; checked
+# for all 256 values by tests/test_pixels.py), and three cheap vector ops instead of a division.
+INV_SCALE = 1.0 / PIXEL_SCALE
+
+
+def is_pixels(x):
+    """True when x holds uint8 pixels rather than float values."""
+    return x.dtype == array_module(x).uint8
+
+
+def pixels_to_float(x, dtype):
+    """x / 255 in `dtype` when x holds uint8 pixels (NumPy or CuPy); float arrays pass unchanged."""
+    if not is_pixels(x):
+        return x
+    dtype = np.dtype(dtype)
+    return x.astype(dtype) / dtype.type(PIXEL_SCALE)
+
+
+def input_value(v, like):
+    """Inside numba kernels: element v of an input as a value of the float array `like` (a uint8
+    pixel becomes v / 255 exactly as pixels_to_float computes it; a float passes unchanged)."""
+    raise NotImplementedError("only callable from numba-compiled code")
+
+
+@overload(input_value, inline="always")
+def _input_value(v, like):
+    if not isinstance(v, types.Integer):
+        return lambda v, like: v
+    if like.dtype == types.float32:
+        return lambda v, like: np.float32(np.float64(v) * INV_SCALE)
+    return lambda v, like: np.float64(v) / PIXEL_SCALE

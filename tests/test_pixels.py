@@ -1,0 +1,74 @@
+"""uint8 pixels as network input (ops/pixels.py): the same numbers as the float batch, bit for bit."""
+import numpy as np
+import pytest
+from numba import njit
+
+from engine.model import ModelConfig, build_model
+from imagedata.batching import gather_pixels, gather_scaled
+from ops import block
+from ops.pixels import input_value, pixels_to_float
+
+
+@njit
+def _kernel_values(pixels, like):
+    out = np.empty(pixels.size, like.dtype)
+    for i in range(pixels.size):
+        out[i] = input_value(pixels[i], like)
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernel_value_of_every_pixel_is_the_division(dtype):
+    # the kernels' float64 product must round like the division for all 256 values
+    pixels = np.arange(256, dtype=np.uint8)
+    expected = pixels.astype(dtype) / dtype(255)
+    assert np.array_equal(_kernel_values(pixels, np.empty(1, dtype)), expected)
+    assert np.array_equal(pixels_to_float(pixels, dtype), expected)
+    floats = np.linspace(0, 1, 7).astype(dtype)
+    assert pixels_to_float(floats, dtype) is floats
+
+
+# (N, C, O, S): the direct kernels (3 channels, odd size), and the im2col path (16 channels)
+@pytest.mark.parametrize("shape", [(3, 3, 4, 20), (2, 3, 5, 9), (2, 16, 4, 8)])
+@pytest.mark.parametrize("kernels", ["fast", "reference"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_block_on_pixels_equals_block_on_their_floats(shape, kernels, dtype):
+    n, c, o, s = shape
+    rng = np.random.default_rng(sum(shape))
+    pixels = rng.integers(0, 256, (n, c, s, s), dtype=np.uint8)
+    w = (0.3 * rng.standard_normal((o, c, 3, 3))).astype(dtype)
+    b = (0.1 * rng.standard_normal(o)).astype(dtype)
+    floats = pixels.astype(dtype) / dtype(255)
+    y, code = block.conv_relu_pool_forward(pixels, w, b, kernels=kernels)
+    y_ref, code_ref = block.conv_relu_pool_forward(floats, w, b, kernels=kernels)
+    assert y.dtype == dtype and np.array_equal(y, y_ref) and np.array_equal(code, code_ref)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    _, gw, gb = block.conv_relu_pool_backward(pixels, w, code, gy, need_gx=False, kernels=kernels)
+    _, gw_ref, gb_ref = block.conv_relu_pool_backward(floats, w, code, gy, need_gx=False, kernels=kernels)
+    assert np.array_equal(gw, gw_ref) and np.array_equal(gb, gb_ref)
+
+
+@pytest.mark.parametrize("kernels", ["fast", "reference"])
+def test_training_step_on_pixels_equals_the_float_batch(kernels):
+    config = ModelConfig(image_size=32)
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, (10, 3, 32, 32), dtype=np.uint8)
+    labels = (np.arange(10) % 2).astype(np.float32)
+    indices = [7, 2, 2, 9]
+    results = []
+    for x in (gather_pixels(images, indices), gather_scaled(images, indices)):
+        model = build_model(config, seed=1, kernels=kernels)
+        loss, correct = model.loss_and_grad(x, labels[indices])
+        results.append((loss, correct, model.grad.copy(), model.evaluate(x, labels[indices], batch_size=3)))
+    (loss, correct, grad, scores), (loss_f, correct_f, grad_f, scores_f) = results
+    assert (loss, correct, scores) == (loss_f, correct_f, scores_f)
+    assert np.array_equal(grad, grad_f)
+
+
+def test_gather_pixels_copies_the_images_in_order():
+    images = np.random.default_rng(0).integers(0, 256, (6, 3, 4, 5), dtype=np.uint8)
+    batch = gather_pixels(images, [5, 0, -1])
+    assert batch.dtype == np.uint8 and batch.flags.c_contiguous
+    assert np.array_equal(batch, images[[5, 0, 5]])
+    with pytest.raises(IndexError, match="out of range"):
+        gather_pixels(images, [6])
