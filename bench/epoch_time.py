@@ -144,7 +144,7 @@ def measure_batch(data, batch, args):
                            checkpoint_bytes=run_dir.checkpoint.stat().st_size)
                 rows.append(row)
         finally:
-            del data.batch  # back to the class's method
+            del data.pixels  # back to the class's method
     return rows
 
 
