@@ -29,12 +29,14 @@ def machine_info():
     return info
 
 
-def call_times(fn, repeats, warmup=1):
-    """Wall times of `repeats` calls of fn() after `warmup` untimed calls (for medians and bests)."""
+def call_times(fn, repeats, warmup=1, min_seconds=0.0):
+    """Wall times of at least `repeats` calls of fn() after `warmup` untimed calls (for medians and
+    bests), continuing until the timed calls add up to `min_seconds`: on a shared host a median over
+    a tenth of a second (10 small steps) follows whatever else ran in that moment."""
     for _ in range(warmup):
         fn()
     times = []
-    for _ in range(repeats):
+    while len(times) < repeats or sum(times) < min_seconds:
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)

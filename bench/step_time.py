@@ -10,7 +10,9 @@ one batch size) runs in a fresh subprocess with the requested threads, so its pe
 own. In that subprocess, right before the configuration, NumPy's float32 sgemm on 2048 x 2048
 matrices is timed with the same threads (bench.flops.sgemm_gflops): the ceiling of each row is
 measured in the same process, seconds before it (on --device cuda there is no ceiling). Then
-`repeats` timed calls after 2 warm-up calls give images/s at the median call and at the best;
+timed calls after 2 warm-up calls (at least `repeats`, and at least --min-seconds of them, 3 s by
+default, so that a median does not rest on a tenth of a second of a noisy host) give images/s at the
+median call and at the best;
 GFLOP/s use the exact per-layer count of bench/flops.py (37.36 MFLOP per training image, 13.63 per
 evaluated image at 128 px; the same net in PyTorch does the same work), and the fraction of the
 ceiling is median over median and best over best. The load average is recorded with every row.
@@ -99,7 +101,7 @@ def row_figures(spec, times, flops, sgemm):
     """A result row: `spec` plus images/s, GFLOP/s and the fraction of the sgemm ceiling, each at
     the median and at the best of `times` (seconds per call). `sgemm` is (median, best) GFLOP/s or
     None (no ceiling)."""
-    row = dict(spec)
+    row = dict(spec, timed_calls=len(times))
     for name, seconds in (("median", statistics.median(times)), ("best", min(times))):
         gflops = flops / seconds / 1e9
         row[f"seconds_{name}"] = seconds
@@ -118,7 +120,7 @@ def measure_one(spec):
     sgemm = sgemm_gflops() if device == "cpu" else None
     make = engine_call if spec["kind"] == "engine" else torch_call
     call = make(spec["variant"], train, spec["batch"], spec["size"], device)
-    times = call_times(call, spec["repeats"], warmup=WARMUP)
+    times = call_times(call, spec["repeats"], warmup=WARMUP, min_seconds=spec.get("min_seconds", 0.0))
     flops = step_flops(ModelConfig(image_size=spec["size"]), spec["batch"], train=train)
     row = row_figures(spec, times, flops, sgemm)
     row.update(peak_rss_mb=peak_rss_mb(), load_average=load_average(), times=times)
@@ -143,7 +145,7 @@ def markdown_tables(rows, batches, header=""):
     of the sgemm ceiling, and our engine's speed-up over PyTorch; then every row in full."""
     by = {(r["kind"], r["variant"], r["pass"], r["batch"]): r for r in rows}
     configs = list(dict.fromkeys((r["kind"], r["variant"], r["pass"]) for r in rows))
-    lines = [header, "", "Medians; in brackets the best call.", "",
+    lines = [header, "", "Medians; in brackets the best call (timed calls per configuration: the last table).", "",
              "| configuration | " + " | ".join(f"bs {b}" for b in batches) + " |",
              "|---|" + "---|" * len(batches)]
 
@@ -166,15 +168,16 @@ def markdown_tables(rows, batches, header=""):
                     return "-" if theirs is None else f"{r['images_per_s_median'] / theirs['images_per_s_median']:.2f}x"
                 line(f"{variant} {pass_} vs torch {peer[1]} (median)", (kind, variant, pass_), speedup)
     lines += ["", "| configuration | batch | img/s median | img/s best | GFLOP/s median | sgemm GFLOP/s "
-                  "median | fraction median | fraction best | peak RSS MB | load average |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+                  "median | fraction median | fraction best | timed calls | peak RSS MB | load average |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         sgemm = "-" if r["sgemm_gflops_median"] is None else f"{r['sgemm_gflops_median']:.1f}"
         best = "-" if r["fraction_best"] is None else f"{r['fraction_best']:.3f}"
         median = "-" if r["fraction_median"] is None else f"{r['fraction_median']:.3f}"
+        load = " ".join(f"{v:.2f}" for v in r["load_average"])
         lines.append(f"| {_label(r)} | {r['batch']} | {r['images_per_s_median']:,.0f} | "
                      f"{r['images_per_s_best']:,.0f} | {r['gflops_median']:.1f} | {sgemm} | {median} | {best} | "
-                     f"{r['peak_rss_mb']:.0f} | {' '.join(f'{v:.2f}' for v in r['load_average'])} |")
+                     f"{r['timed_calls']} | {r['peak_rss_mb']:.0f} | {load} |")
     return "\n".join(lines) + "\n"
 
 
@@ -190,7 +193,9 @@ def main():
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="where theta and the batch live (cuda: CuPy arrays, --kernels cuda/reference)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=10, help="at least this many timed calls")
+    parser.add_argument("--min-seconds", type=float, default=3.0,
+                        help="and timed calls until they add up to this many seconds")
     parser.add_argument("--name", default="step_time")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -210,7 +215,7 @@ def main():
                 slow = variant == "reference" and batch > 64
                 spec = {"kind": kind, "variant": variant, "pass": pass_, "batch": batch,
                         "size": args.image_size, "repeats": max(3, args.repeats // 2) if slow else args.repeats,
-                        "device": args.device, "threads": args.threads}
+                        "device": args.device, "threads": args.threads, "min_seconds": args.min_seconds}
                 row = run_subprocess(spec, args.threads)
                 rows.append(row)
                 fraction = "" if row["fraction_median"] is None else (

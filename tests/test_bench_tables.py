@@ -43,7 +43,7 @@ def test_step_tables_show_fractions_and_speedups_per_batch():
     eval_speedup = statistics.median([0.04, 0.036]) / statistics.median([0.01, 0.009])
     assert f"{eval_speedup:.2f}x" in lines["| fast eval vs torch nchw (median)"]
     assert sum(line.startswith("| engine fast train | ") for line in text.splitlines()) == 2  # full rows
-    assert text.count("1.00 2.00 3.00") == len(rows)  # the load average with every row
+    assert text.count("| 2 | 300 | 1.00 2.00 3.00 |") == len(rows)  # calls, memory and load with every row
 
 
 def test_epoch_breakdown_accounts_for_the_whole_epoch():
