@@ -52,6 +52,10 @@ class _TimedLayer:
     def __init__(self, layer, name, timings):
         self.layer, self.name, self.timings = layer, name, timings
 
+    def __getattr__(self, attribute):
+        """Anything else (e.g. whether the layer reads pixels) is the wrapped layer's."""
+        return getattr(self.layer, attribute)
+
     def __call__(self, x):
         start = time.perf_counter()
         out = self.layer(x)

@@ -30,7 +30,10 @@ class MaxPool2D:
 
 
 class ConvReLUPool:
-    """Conv2D -> ReLU -> MaxPool2D as one fused op (same math, no pre-pool activation stored)."""
+    """Conv2D -> ReLU -> MaxPool2D as one fused op (same math, no pre-pool activation stored).
+    As the first layer it takes uint8 pixels as they are (ops/pixels.py)."""
+
+    reads_pixels = True
 
     def __init__(self, weight, bias, kernels):
         self.weight, self.bias, self.kernels = weight, bias, kernels

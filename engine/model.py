@@ -106,7 +106,7 @@ class Model:
         batch is never built; for separate layers they are converted here."""
         xp, dtype = self.xp, self.theta.dtype
         x = xp.asarray(x)
-        if not (is_pixels(x) and isinstance(self.layers[0], ConvReLUPool)):
+        if not (is_pixels(x) and getattr(self.layers[0], "reads_pixels", False)):
             x = xp.asarray(pixels_to_float(x, dtype), dtype=dtype)
         return x, xp.asarray(y, dtype=dtype).reshape(-1)
 

@@ -72,3 +72,13 @@ def test_gather_pixels_copies_the_images_in_order():
     assert np.array_equal(batch, images[[5, 0, 5]])
     with pytest.raises(IndexError, match="out of range"):
         gather_pixels(images, [6])
+
+
+def test_fast_model_hands_the_pixels_themselves_to_its_first_block(monkeypatch):
+    from ops import block_numba
+    seen = []
+    forward = block_numba.conv_relu_pool_forward
+    monkeypatch.setattr(block_numba, "conv_relu_pool_forward", lambda x, w, b: seen.append(x.dtype) or forward(x, w, b))
+    model = build_model(ModelConfig(image_size=32), seed=1, kernels="fast")
+    model.loss_and_grad(np.zeros((2, 3, 32, 32), np.uint8), np.array([0.0, 1.0], np.float32))
+    assert seen[0] == np.uint8 and all(dtype == np.float32 for dtype in seen[1:])
