@@ -8,7 +8,7 @@ A study trains many independent runs, so what counts is the machine's total trai
     threads  one process with C threads training one run;
     data     one run over C MPI ranks of one thread each (the gradient allreduce included).
 Each layout trains one epoch of --images random uint8 images per batch size with the engine's
-Trainer (the same data path as a real run: shuffled batches scaled to float32), after two warm-up
+Trainer (the same data path as a real run: shuffled batches of uint8 pixels), after two warm-up
 steps. The runs layout starts every epoch together (a file barrier), so the processes really share
 the cores. Rounds go over all layouts (--repeats) and each keeps its fastest epoch; the 1-minute load
 average is recorded. Writes bench/results/study_throughput.json and .md.
