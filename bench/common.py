@@ -61,11 +61,11 @@ def write_result(name, payload):
     return path
 
 
-def study_net_step(kernels, batch, image_size, seed=0, xp=None):
+def study_net_step(kernels, batch, image_size, seed=0, xp=None, stack_blocks=True):
     """The study's net with a random batch of pixels and one training step (forward, backward, SGD
     update) as a callable; returns (model, sgd, x, y, step). `xp` (default numpy) is where theta and
     the batch live; the step ends by reading the loss and update norm back, so a timed GPU step has
-    finished."""
+    finished. `stack_blocks` as for engine.model.build_model."""
     import numpy as np
     xp = np if xp is None else xp
 
@@ -73,7 +73,8 @@ def study_net_step(kernels, batch, image_size, seed=0, xp=None):
     from engine.sgd import SGD
     from engine.tuning import tune_process
     tune_process()  # the timed process is tuned as a training command's is
-    model = build_model(ModelConfig(image_size=image_size), seed=seed, kernels=kernels, xp=xp)
+    model = build_model(ModelConfig(image_size=image_size), seed=seed, kernels=kernels, xp=xp,
+                        stack_blocks=stack_blocks)
     sgd = SGD(model.theta, model.grad)
     rng = np.random.default_rng(seed)
     # uint8 pixels, as training hands them to the model (its first block divides by 255 itself)

@@ -3,9 +3,11 @@
     python bench/profile_step.py [--batches 32 256] [--threads 2 1] [--repeats R]
 
 Each layer of the model is wrapped so that its forward call and its Function's backward are timed
-separately; the loss, the zeroing of the flat gradient and the SGD update are timed too. What is
-left of the whole step's wall time (input conversion, the accuracy count, the autograd heap and
-gradient hand-over, Python calls) is reported as "overhead". Per part the median over the timed
+separately (the model is built with one layer per conv block: the training model runs conv1-conv3
+as one stack, sample by sample, which bench/step_time.py times as a whole); the loss, the zeroing of
+the flat gradient and the SGD update are timed too. What is left of the whole step's wall time
+(input conversion, the accuracy count, the autograd heap and gradient hand-over, Python calls) is
+reported as "overhead". Per part the median over the timed
 steps is kept; the step total is the median too, and the uninstrumented step time (minimum, as in
 bench/step_time.py) is stored beside it. Each thread count runs in its own subprocess.
 Writes bench/results/profile_step.json and profile_step.md.
@@ -80,7 +82,8 @@ def profile(batch, image_size, repeats):
     """Median per-part forward/backward ms of `repeats` training steps (after two warm-up steps)."""
     import engine.model as model_module
 
-    model, sgd, x, y, plain_step = study_net_step("fast", batch, image_size)
+    # one layer per block (no ConvStack), so that every block can be timed on its own
+    model, sgd, x, y, plain_step = study_net_step("fast", batch, image_size, stack_blocks=False)
     plain = best_time(plain_step, repeats, warmup=2)
 
     timings = _Timings()

@@ -1,6 +1,7 @@
 """Differentiable wrappers around the ops: each keeps exactly what its backward needs."""
 from ops.activation import relu_backward, relu_forward
-from ops.block import conv_relu_pool_backward, conv_relu_pool_forward
+from ops.block import (conv_relu_pool_backward, conv_relu_pool_forward, conv_relu_pool_stack_backward,
+                       conv_relu_pool_stack_forward)
 from ops.conv import conv2d_backward, conv2d_forward
 from ops.dense import dense_backward, dense_forward
 from ops.loss import bce_with_logits_grad, bce_with_logits_sum
@@ -57,6 +58,27 @@ class ConvReLUPoolFn(Function):
     def backward(self, gy):
         return conv_relu_pool_backward(self.x, self.w, self.code, gy,
                                        need_gx=self.needs_grad[0], kernels=self.kernels)
+
+
+class ConvStackFn(Function):
+    """Several fused blocks in a row as one op, inputs (x, w1, b1, w2, b2, ...): on the fast CPU
+    kernels each sample goes through all of them before the next, so a block's output and its
+    gradient are handed on while they are in cache (ops/block.py: conv_relu_pool_stack_forward).
+    Keeps the input, the weights, every block's output and codes."""
+
+    def __init__(self, kernels):
+        self.kernels = kernels
+
+    def forward(self, x, *params):
+        ws, bs = params[0::2], params[1::2]
+        ys, codes = conv_relu_pool_stack_forward(x, ws, bs, kernels=self.kernels)
+        self.x, self.ws, self.ys, self.codes = x, ws, ys, codes
+        return ys[-1]
+
+    def backward(self, gy):
+        gx, gws, gbs = conv_relu_pool_stack_backward(self.x, self.ws, self.ys, self.codes, gy,
+                                                     need_gx=self.needs_grad[0], kernels=self.kernels)
+        return (gx,) + tuple(g for pair in zip(gws, gbs) for g in pair)
 
 
 class FlattenFn(Function):

@@ -2,7 +2,7 @@
 
 Layers own no storage: their weight and bias Tensors are views into the flat parameter store.
 """
-from .functions import (ConvReLUPoolFn, Conv2DFn, DenseFn, FlattenFn, MaxPool2x2Fn, ReLUFn)
+from .functions import ConvReLUPoolFn, ConvStackFn, Conv2DFn, DenseFn, FlattenFn, MaxPool2x2Fn, ReLUFn
 
 
 class Conv2D:
@@ -40,6 +40,19 @@ class ConvReLUPool:
 
     def __call__(self, x):
         return ConvReLUPoolFn(self.kernels)(x, self.weight, self.bias)
+
+
+class ConvStack:
+    """Several ConvReLUPool blocks in a row as one op (ConvStackFn): the same numbers, but each
+    sample goes through all of them before the next. `blocks` is [(weight, bias)] in order."""
+
+    reads_pixels = True
+
+    def __init__(self, blocks, kernels):
+        self.blocks, self.kernels = list(blocks), kernels
+
+    def __call__(self, x):
+        return ConvStackFn(self.kernels)(x, *(t for block in self.blocks for t in block))
 
 
 class Flatten:

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ops.block import direct_stack_depth
 from ops.loss import count_correct
 from ops.pixels import is_pixels, pixels_to_float
 
 from .functions import BCEWithLogitsFn
 from .init import glorot_uniform_theta
-from .layers import Conv2D, ConvReLUPool, Dense, Flatten, MaxPool2D, ReLU
+from .layers import Conv2D, ConvReLUPool, ConvStack, Dense, Flatten, MaxPool2D, ReLU
 from .params import FlatParameters
 from .tensor import Tensor, no_grad
 
@@ -143,12 +144,14 @@ class Model:
         return loss_sum / count, correct / count
 
 
-def build_model(config=ModelConfig(), seed=0, dtype="float32", kernels="fast", xp=np):
+def build_model(config=ModelConfig(), seed=0, dtype="float32", kernels="fast", xp=np, stack_blocks=True):
     """Build the net with seeded Glorot-uniform weights and zero biases.
 
     `kernels="reference"` uses separate readable Conv2D/ReLU/MaxPool2D layers; "fast" uses the fused
     block (numba on CPU); "cuda" the fused block and the loss as numba.cuda kernels (on CuPy arrays,
-    or NumPy arrays under numba's CUDA simulator). All share one parameter layout, so weights move freely between them.
+    or NumPy arrays under numba's CUDA simulator). All share one parameter layout, so weights move
+    freely between them. With "fast", the leading few-channel blocks form one ConvStack (each sample
+    through all of them in turn; `stack_blocks=False` keeps one layer per block, e.g. to time them).
     Building a model leaves the process alone: its entry point tunes it (engine/tuning.py).
     """
     config.validate()
@@ -157,8 +160,11 @@ def build_model(config=ModelConfig(), seed=0, dtype="float32", kernels="fast", x
     dtype = np.dtype(dtype)
     params = FlatParameters(config.parameter_entries(), xp=xp, dtype=dtype)
     params.theta[...] = xp.asarray(glorot_uniform_theta(params.table, seed, dtype))
-    layers = []
-    for i in range(1, len(config.filters) + 1):
+    in_channels = (config.in_channels,) + tuple(config.filters[:-1])
+    stacked = direct_stack_depth(in_channels, config.kernel_size, kernels) if stack_blocks else 0
+    layers = [ConvStack([(params[f"conv{i}.weight"], params[f"conv{i}.bias"]) for i in range(1, stacked + 1)],
+                        kernels)] if stacked else []
+    for i in range(stacked + 1, len(config.filters) + 1):
         w, b = params[f"conv{i}.weight"], params[f"conv{i}.bias"]
         if kernels != "reference":
             layers.append(ConvReLUPool(w, b, kernels))

@@ -76,3 +76,48 @@ def conv_relu_pool_backward(x, w, code, gy, need_gx=True, kernels="fast"):
     if module is not None:
         return module.conv_relu_pool_backward(x, w, code, gy, need_gx=need_gx)
     return conv_relu_pool_backward_reference(x, w, code, gy, need_gx=need_gx)
+
+
+def direct_stack_depth(in_channels, kernel_size, kernels):
+    """How many blocks at the start of a net (in_channels: each block's input channels) run as one
+    stack, sample by sample through all of them (ops/block_numba.py: stack_forward): the leading
+    blocks that take the direct 3x3 CPU kernels, when there are two or more; else 0."""
+    if kernels != "fast" or kernel_size != 3:
+        return 0
+    from .block_numba import GEMM_MIN_CHANNELS
+    depth = 0
+    while depth < len(in_channels) and in_channels[depth] < GEMM_MIN_CHANNELS:
+        depth += 1
+    return depth if depth >= 2 else 0
+
+
+def conv_relu_pool_stack_forward(x, ws, bs, kernels="fast"):
+    """Blocks in a row, block i's output feeding block i + 1: returns ([y_i], [code_i]). The fast CPU
+    kernels take each sample through all of them before the next (the same numbers); anything else
+    runs them block after block, which is the definition."""
+    module = _kernel_module(x, kernels)
+    if getattr(module, "STACKS", False):
+        return module.stack_forward(x, ws, bs)
+    ys, codes = [], []
+    for w, b in zip(ws, bs):
+        y, code = conv_relu_pool_forward(x, w, b, kernels=kernels)
+        ys.append(y)
+        codes.append(code)
+        x = y
+    return ys, codes
+
+
+def conv_relu_pool_stack_backward(x, ws, ys, codes, gy, need_gx=True, kernels="fast"):
+    """(gx or None, [gw_i], [gb_i]) of conv_relu_pool_stack_forward from the last block's output
+    gradient gy; ys/codes as it returned them."""
+    module = _kernel_module(x, kernels)
+    if getattr(module, "STACKS", False):
+        return module.stack_backward(x, ws, ys, codes, gy, need_gx=need_gx)
+    gws, gbs = [], []
+    for i in range(len(ws) - 1, -1, -1):
+        inputs = ys[i - 1] if i else x
+        gy, gw, gb = conv_relu_pool_backward(inputs, ws[i], codes[i], gy, need_gx=need_gx or i > 0,
+                                             kernels=kernels)
+        gws.insert(0, gw)
+        gbs.insert(0, gb)
+    return gy, gws, gbs

@@ -30,6 +30,8 @@ GEMM_ROWS = 512
 # The direct kernels take uint8 pixels as input and divide them by 255 while copying them into
 # their padded planes (ops/pixels.py); the im2col path converts them first.
 READS_PIXELS = True
+# Runs several direct blocks sample by sample (stack_forward / stack_backward).
+STACKS = True
 
 _workspaces = {}
 
@@ -108,7 +110,7 @@ def conv_relu_pool_forward(x, w, b):
     w = np.ascontiguousarray(w, dtype)
     b = np.ascontiguousarray(b, dtype)
     n, c, h, wd = x.shape
-    o, k = w.shape[0], w.shape[2]
+    o = w.shape[0]
     h2, w2 = h // 2, wd // 2
     y = np.empty((n, o, h2, w2), dtype)
     code = np.empty((n, o, h2, w2), np.uint8)
@@ -119,12 +121,21 @@ def conv_relu_pool_forward(x, w, b):
         with numba_blas.single_threaded():
             _gemm_forward(x, w, b, y, code, nch)
         return y, code
-    wp = wd + 2 * (k // 2)
-    block = _even_split(h2, max(1, BLOCK_ELEMS // wp))
-    xpad = _workspace("xpad", (nch, c, 2, numba_direct.plane_len(h, wd, k)), dtype)
-    acc = _acc_workspace("acc", nch, block * wp + numba_direct.VEC, dtype)
+    xpad, acc, block = _forward_scratch(x.shape, w.shape, nch, dtype)
     numba_direct.direct_forward(x, w, b, y, code, xpad, acc, block, nch)
     return y, code
+
+
+def _forward_scratch(x_shape, w_shape, nch, dtype):
+    """Per-thread padded planes and accumulator rows of the direct forward, and its window rows per
+    pass (as many as fit BLOCK_ELEMS, evenly split)."""
+    _, c, h, wd = x_shape
+    k = w_shape[2]
+    wp = wd + 2 * (k // 2)
+    block = _even_split(h // 2, max(1, BLOCK_ELEMS // wp))
+    xpad = _workspace("xpad", (nch, c, 2, numba_direct.plane_len(h, wd, k)), dtype)
+    acc = _acc_workspace("acc", nch, block * wp + numba_direct.VEC, dtype)
+    return xpad, acc, block
 
 
 def conv_relu_pool_backward(x, w, code, gy, need_gx=True):
@@ -150,13 +161,17 @@ def conv_relu_pool_backward(x, w, code, gy, need_gx=True):
     return (gx if need_gx else None), gw_part.sum(axis=0), gb_part.sum(axis=0)
 
 
-def _direct_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx):
-    """Backward with the direct kernels into gx / per-chunk gw_part, gb_part."""
-    _, c, h, wd = x.shape
-    o, k = w.shape[0], w.shape[2]
-    dtype = w.dtype
+def _flipped(w):
+    """wflip[c, o] = w[o, c] flipped in both axes: the input gradient's kernels."""
+    return np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+
+
+def _backward_scratch(x_shape, w_shape, nch, dtype):
+    """Per-thread scratch of the direct backward (padded input and gradient planes, accumulator
+    rows) and its pass sizes (gx row pairs, weight-gradient flat positions)."""
+    _, c, h, wd = x_shape
+    o, k = w_shape[0], w_shape[2]
     wp = wd + 2 * (k // 2)
-    wflip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
     gx_block = _even_split((h + 1) // 2, max(1, BLOCK_ELEMS // wp))
     # flat positions per weight-gradient pass: a multiple of VEC (the kernel rounds each pass up
     # to one, so a pass must not overlap the next), as even as possible
@@ -167,8 +182,79 @@ def _direct_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx):
     xpad = _workspace("xpad", (nch, c, 2, plane), dtype)
     gpad = _workspace("gpad", (nch, o, 2, plane), dtype)
     acc = _acc_workspace("acc", nch, gx_block * wp + numba_direct.VEC, dtype)
-    numba_direct.direct_backward(x, wflip, code, gy, gx, gw_part, gb_part, xpad, gpad, acc,
+    return xpad, gpad, acc, gx_block, gw_len
+
+
+def _direct_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx):
+    """Backward with the direct kernels into gx / per-chunk gw_part, gb_part."""
+    xpad, gpad, acc, gx_block, gw_len = _backward_scratch(x.shape, w.shape, nch, w.dtype)
+    numba_direct.direct_backward(x, _flipped(w), code, gy, gx, gw_part, gb_part, xpad, gpad, acc,
                                  gx_block, gw_len, nch, need_gx)
+
+
+def _check_stack(x, ws, bs=None):
+    """Validate a stack of direct blocks (block i's output is block i+1's input); return its dtype
+    and the input shape of every block."""
+    if len(ws) < 2 or (bs is not None and len(bs) != len(ws)):
+        raise BlockShapeError(f"a stack needs two blocks or more and one bias per weight, got {len(ws)}")
+    dtype = _check(x, ws[0])
+    shapes = [x.shape]
+    for i, w in enumerate(ws):
+        if i:
+            n, _, h, wd = shapes[-1]
+            shapes.append((n, ws[i - 1].shape[0], h // 2, wd // 2))
+            _check(np.empty(shapes[-1][:2] + (0, 0), dtype), w)
+        if w.shape[1] >= GEMM_MIN_CHANNELS or w.shape[2] != 3:
+            raise BlockShapeError(f"block {i + 1} of a stack does not take the direct 3x3 kernels")
+    return dtype, shapes
+
+
+def stack_forward(x, ws, bs):
+    """Blocks in a row, block i's output feeding block i + 1, each sample through all of them before
+    the next (numba_direct.stack_forward); returns ([y_i], [code_i]), the same arrays as
+    conv_relu_pool_forward block after block. Every block must take the direct 3x3 kernels."""
+    dtype, shapes = _check_stack(x, ws, bs)
+    x = _input(x, dtype, direct=True)
+    ws = tuple(np.ascontiguousarray(w, dtype) for w in ws)
+    bs = tuple(np.ascontiguousarray(b, dtype) for b in bs)
+    ys = tuple(np.empty((n, w.shape[0], h // 2, wd // 2), dtype) for (n, _, h, wd), w in zip(shapes, ws))
+    codes = tuple(np.empty(y.shape, np.uint8) for y in ys)
+    if ys[-1].size == 0:
+        return list(ys), list(codes)
+    nch = _chunks(x.shape[0])
+    scratch = [_forward_scratch(shape, w.shape, nch, dtype) for shape, w in zip(shapes, ws)]
+    xpads, accs, blocks = (tuple(part) for part in zip(*scratch))
+    numba_direct.stack_forward(x, ws, bs, ys, codes, xpads, accs, blocks, nch)
+    return list(ys), list(codes)
+
+
+def stack_backward(x, ws, ys, codes, gy, need_gx=True):
+    """(gx or None, [gw_i], [gb_i]) of the blocks of stack_forward from the last block's output
+    gradient gy, each sample from the last block down to the first before the next
+    (numba_direct.stack_backward); ys/codes as stack_forward returned them."""
+    dtype, shapes = _check_stack(x, ws)
+    x = _input(x, dtype, direct=True)
+    ws = [np.ascontiguousarray(w, dtype) for w in ws]
+    gy = np.ascontiguousarray(gy, dtype)
+    if gy.shape != ys[-1].shape:
+        raise BlockShapeError(f"gy {gy.shape} does not match the last block's output {ys[-1].shape}")
+    nch = _chunks(x.shape[0])
+    gx = np.empty(x.shape, dtype) if need_gx else np.empty((0,) + x.shape[1:], dtype)
+    gw_parts = tuple(np.empty((nch,) + w.shape, dtype) for w in ws)
+    gb_parts = tuple(np.empty((nch, w.shape[0]), dtype) for w in ws)
+    scratch = [_backward_scratch(shape, w.shape, nch, dtype) for shape, w in zip(shapes, ws)]
+    xpads, gpads, accs, gx_blocks, gw_lens = (tuple(part) for part in zip(*scratch))
+    # block i's output gradient (i < last), one sample per thread, kept in cache between blocks
+    gscratch = tuple(_workspace("gscratch", (nch,) + y.shape[1:], dtype) for y in ys[:-1])
+    if x.shape[0]:
+        numba_direct.stack_backward(x, tuple(_flipped(w) for w in ws), tuple(codes), tuple(ys), gy, gx,
+                                    gw_parts, gb_parts, xpads, gpads, accs, gscratch, gx_blocks, gw_lens,
+                                    nch, need_gx)
+    else:
+        for part in gw_parts + gb_parts:
+            part[...] = 0
+    return ((gx if need_gx else None), [part.sum(axis=0) for part in gw_parts],
+            [part.sum(axis=0) for part in gb_parts])
 
 
 def _stack(h, wd):
@@ -226,8 +312,12 @@ def warmup(dtype=np.float32):
         w = rng.standard_normal((2, c, 3, 3)).astype(dtype)
         y, code = conv_relu_pool_forward(x, w, np.zeros(2, dtype))
         conv_relu_pool_backward(x, w, code, np.ones_like(y), need_gx=True)
-    pixels = rng.integers(0, 256, (2, 1, 4, 4), dtype=np.uint8)  # the first block reads photos
+    pixels = rng.integers(0, 256, (2, 1, 16, 16), dtype=np.uint8)  # the first block reads photos
     w = rng.standard_normal((2, 1, 3, 3)).astype(dtype)
     y, code = conv_relu_pool_forward(pixels, w, np.zeros(2, dtype))
     conv_relu_pool_backward(pixels, w, code, np.ones_like(y), need_gx=False)
+    # the study's net runs its first three blocks as one stack (engine/model.py)
+    ws = [rng.standard_normal((2, c, 3, 3)).astype(dtype) for c in (1, 2, 2)]
+    ys, codes = stack_forward(pixels, ws, [np.zeros(2, dtype)] * 3)
+    stack_backward(pixels, ws, ys, codes, np.ones_like(ys[-1]), need_gx=False)
     return time.perf_counter() - start

@@ -287,37 +287,60 @@ def _pool(ev, od, wp, ys, cs):
             yrow[q], crow[q] = window_code(r0[2 * q], r0[2 * q + 1], r1[2 * q], r1[2 * q + 1])
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def direct_forward(x, w, b, y, code, xpad, acc, block, nchunks):
-    """Fused forward into y/code. xpad (nchunks, C, 2, plane_len) zero slack, acc (nchunks, 4,
-    >= block * wp + VEC); `block` = window rows per pass."""
-    n, c, h, wd = x.shape
+@njit(cache=True, fastmath=FASTMATH)
+def forward_sample(xs, w, b, ys, cs, pad, acc, block):
+    """Fused forward of one sample xs (C, H, W) into ys/cs (O, H/2, W/2). pad (C, 2, plane_len) with
+    zero slack, acc (4, >= block * wp + VEC) accumulator rows; `block` = window rows per pass."""
+    c, h, wd = xs.shape
     o, k = w.shape[0], w.shape[2]
     p = k // 2
     wp = wd + 2 * p
-    h2, w2 = y.shape[2], y.shape[3]
+    h2, w2 = ys.shape[1], ys.shape[2]
     step = 2 if k == 3 else 1  # output channels per pass (pairs share their input loads)
+    ev, od, ev2, od2 = acc[0], acc[1], acc[2], acc[3]
+    _to_parity(xs, pad, p, wp)
+    for r0 in range(0, h2, block):
+        nr = min(block, h2 - r0)
+        ln = _round_up((nr - 1) * wp + 2 * w2)
+        for oi in range(0, o, step):
+            ev[:ln] = b[oi]
+            od[:ln] = b[oi]
+            if oi + 1 < o and step == 2:
+                ev2[:ln] = b[oi + 1]
+                od2[:ln] = b[oi + 1]
+                for ci in range(c):
+                    _taps3_pair(pad[ci], r0 * wp, ln, wp, w[oi, ci], w[oi + 1, ci], ev, od, ev2, od2)
+                _pool(ev2, od2, wp, ys[oi + 1, r0:r0 + nr], cs[oi + 1, r0:r0 + nr])
+            else:
+                for ci in range(c):
+                    _accumulate(pad[ci], r0 * wp, ln, wp, w[oi, ci], ev, od)
+            _pool(ev, od, wp, ys[oi, r0:r0 + nr], cs[oi, r0:r0 + nr])
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def direct_forward(x, w, b, y, code, xpad, acc, block, nchunks):
+    """Fused forward into y/code, sample by sample on nchunks threads. xpad (nchunks, C, 2,
+    plane_len), acc (nchunks, 4, >= block * wp + VEC): per-thread scratch (forward_sample)."""
+    n = x.shape[0]
     for t in prange(nchunks):
-        pad = xpad[t]
-        ev, od, ev2, od2 = acc[t, 0], acc[t, 1], acc[t, 2], acc[t, 3]
         for s in range(t * n // nchunks, (t + 1) * n // nchunks):
-            _to_parity(x[s], pad, p, wp)
-            for r0 in range(0, h2, block):
-                nr = min(block, h2 - r0)
-                ln = _round_up((nr - 1) * wp + 2 * w2)
-                for oi in range(0, o, step):
-                    ev[:ln] = b[oi]
-                    od[:ln] = b[oi]
-                    if oi + 1 < o and step == 2:
-                        ev2[:ln] = b[oi + 1]
-                        od2[:ln] = b[oi + 1]
-                        for ci in range(c):
-                            _taps3_pair(pad[ci], r0 * wp, ln, wp, w[oi, ci], w[oi + 1, ci], ev, od, ev2, od2)
-                        _pool(ev2, od2, wp, y[s, oi + 1, r0:r0 + nr], code[s, oi + 1, r0:r0 + nr])
-                    else:
-                        for ci in range(c):
-                            _accumulate(pad[ci], r0 * wp, ln, wp, w[oi, ci], ev, od)
-                    _pool(ev, od, wp, y[s, oi, r0:r0 + nr], code[s, oi, r0:r0 + nr])
+            forward_sample(x[s], w, b, y[s], code[s], xpad[t], acc[t], block)
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def stack_forward(x, ws, bs, ys, codes, xpads, accs, blocks, nchunks):
+    """Forward of several direct blocks in a row, each sample through all of them before the next:
+    block i reads sample s's output of block i-1 while it is still in this core's cache, where the
+    layer-by-layer order reads it back from memory for the whole batch. Per block i: weights ws[i],
+    biases bs[i], outputs ys[i]/codes[i] (N, O_i, H_i/2, W_i/2), scratch xpads[i]/accs[i] and
+    blocks[i] as for direct_forward. The same sums as direct_forward block by block (bitwise)."""
+    n = x.shape[0]
+    for t in prange(nchunks):
+        for s in range(t * n // nchunks, (t + 1) * n // nchunks):
+            forward_sample(x[s], ws[0], bs[0], ys[0][s], codes[0][s], xpads[0][t], accs[0][t], blocks[0])
+            for i in range(1, len(ws)):
+                forward_sample(ys[i - 1][s], ws[i], bs[i], ys[i][s], codes[i][s], xpads[i][t], accs[i][t],
+                               blocks[i])
 
 
 @njit(cache=True)
@@ -392,64 +415,98 @@ def _scatter(cs, gs, gp, p, wp):
     return total
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def direct_backward(x, wflip, code, gy, gx, gw_part, gb_part, xpad, gpad, acc, gx_block, gw_len,
-                    nchunks, need_gx):
-    """Fused backward. wflip[c, o] = w[o, c] flipped in both axes; gw_part/gb_part (nchunks, ...)
-    receive per-chunk sums; xpad/gpad (nchunks, C or O, 2, plane_len) with zero slack; acc
-    (nchunks, 4, >= gx_block * wp + VEC); gx_block = gx row pairs per pass; gw_len = flat
-    positions per weight-gradient pass."""
-    n, c, h, wd = x.shape
+@njit(cache=True, fastmath=FASTMATH)
+def backward_sample(xs, wflip, cs, gys, gxs, gwp, gbp, pad, gp, acc, gx_block, gw_len, need_gx):
+    """Fused backward of one sample: adds its weight and bias gradients to gwp (O, C, k, k) and gbp
+    (O,), writes its input gradient to gxs (C, H, W) when need_gx. wflip[c, o] = w[o, c] flipped in
+    both axes; pad/gp (C or O, 2, plane_len) with zero slack; acc (4, >= gx_block * wp + VEC);
+    gx_block = gx row pairs per pass; gw_len = flat positions per weight-gradient pass."""
+    c, h, wd = xs.shape
     o, k = wflip.shape[1], wflip.shape[2]
     p = k // 2
     wp = wd + 2 * p
-    h2, w2 = gy.shape[2], gy.shape[3]
+    h2, w2 = gys.shape[1], gys.shape[2]
     total = (h2 - 1) * wp + 2 * w2  # flat extent of the window rows that carry gradient
     # gA/gB: where gradient rows 2r and 2r+1 sit in G (padded rows 2r+p, 2r+1+p, column +p)
     pa, oa = p % 2, (p // 2) * wp + p
     pb, ob = (p + 1) % 2, ((p + 1) // 2) * wp + p
     hh = (h + 1) // 2  # gx row pairs
     step = 2 if k == 3 else 1  # channels per pass (pairs share their input loads)
+    ev, od, ev2, od2 = acc[0], acc[1], acc[2], acc[3]
+    _to_parity(xs, pad, p, wp)
+    for oi in range(o):
+        gbp[oi] += _scatter(cs[oi], gys[oi], gp[oi], p, wp)
+    for start in range(0, total, gw_len):
+        ln = _round_up(min(gw_len, total - start))
+        for oi in range(0, o, step):
+            ga = gp[oi, pa, oa + start:oa + start + ln]
+            gb = gp[oi, pb, ob + start:ob + start + ln]
+            if oi + 1 < o and step == 2:
+                ga2 = gp[oi + 1, pa, oa + start:oa + start + ln]
+                gb2 = gp[oi + 1, pb, ob + start:ob + start + ln]
+                for ci in range(c):
+                    _corr3_pair(ga, gb, ga2, gb2, pad[ci], start, ln, wp, gwp[oi, ci], gwp[oi + 1, ci])
+            else:
+                for ci in range(c):
+                    _correlate(ga, gb, pad[ci], start, ln, wp, gwp[oi, ci])
+    if need_gx:
+        for r0 in range(0, hh, gx_block):
+            nr = min(gx_block, hh - r0)
+            ln = _round_up((nr - 1) * wp + wd)
+            for ci in range(0, c, step):
+                ev[:ln] = 0
+                od[:ln] = 0
+                if ci + 1 < c and step == 2:
+                    ev2[:ln] = 0
+                    od2[:ln] = 0
+                    for oi in range(o):
+                        _taps3_pair(gp[oi], r0 * wp, ln, wp, wflip[ci, oi], wflip[ci + 1, oi],
+                                    ev, od, ev2, od2)
+                    _unpack_rows(ev2, od2, wp, r0, nr, gxs[ci + 1])
+                else:
+                    for oi in range(o):
+                        _accumulate(gp[oi], r0 * wp, ln, wp, wflip[ci, oi], ev, od)
+                _unpack_rows(ev, od, wp, r0, nr, gxs[ci])
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def direct_backward(x, wflip, code, gy, gx, gw_part, gb_part, xpad, gpad, acc, gx_block, gw_len,
+                    nchunks, need_gx):
+    """Fused backward, sample by sample on nchunks threads: gw_part/gb_part (nchunks, ...) receive
+    per-chunk sums (so results do not depend on scheduling); xpad/gpad/acc per-thread scratch and
+    gx_block/gw_len as for backward_sample; gx is written when need_gx."""
+    n = x.shape[0]
     for t in prange(nchunks):
-        pad = xpad[t]
-        gp = gpad[t]
-        gwp = gw_part[t]
-        gbp = gb_part[t]
-        gwp[:] = 0
-        gbp[:] = 0
-        ev, od, ev2, od2 = acc[t, 0], acc[t, 1], acc[t, 2], acc[t, 3]
+        gw_part[t][:] = 0
+        gb_part[t][:] = 0
         for s in range(t * n // nchunks, (t + 1) * n // nchunks):
-            _to_parity(x[s], pad, p, wp)
-            for oi in range(o):
-                gbp[oi] += _scatter(code[s, oi], gy[s, oi], gp[oi], p, wp)
-            for start in range(0, total, gw_len):
-                ln = _round_up(min(gw_len, total - start))
-                for oi in range(0, o, step):
-                    ga = gp[oi, pa, oa + start:oa + start + ln]
-                    gb = gp[oi, pb, ob + start:ob + start + ln]
-                    if oi + 1 < o and step == 2:
-                        ga2 = gp[oi + 1, pa, oa + start:oa + start + ln]
-                        gb2 = gp[oi + 1, pb, ob + start:ob + start + ln]
-                        for ci in range(c):
-                            _corr3_pair(ga, gb, ga2, gb2, pad[ci], start, ln, wp, gwp[oi, ci], gwp[oi + 1, ci])
-                    else:
-                        for ci in range(c):
-                            _correlate(ga, gb, pad[ci], start, ln, wp, gwp[oi, ci])
-            if need_gx:
-                for r0 in range(0, hh, gx_block):
-                    nr = min(gx_block, hh - r0)
-                    ln = _round_up((nr - 1) * wp + wd)
-                    for ci in range(0, c, step):
-                        ev[:ln] = 0
-                        od[:ln] = 0
-                        if ci + 1 < c and step == 2:
-                            ev2[:ln] = 0
-                            od2[:ln] = 0
-                            for oi in range(o):
-                                _taps3_pair(gp[oi], r0 * wp, ln, wp, wflip[ci, oi], wflip[ci + 1, oi],
-                                            ev, od, ev2, od2)
-                            _unpack_rows(ev2, od2, wp, r0, nr, gx[s, ci + 1])
-                        else:
-                            for oi in range(o):
-                                _accumulate(gp[oi], r0 * wp, ln, wp, wflip[ci, oi], ev, od)
-                        _unpack_rows(ev, od, wp, r0, nr, gx[s, ci])
+            gxs = gx[s] if need_gx else gy[s]  # (gy[s] stands in, unwritten, without need_gx)
+            backward_sample(x[s], wflip, code[s], gy[s], gxs, gw_part[t], gb_part[t], xpad[t], gpad[t],
+                            acc[t], gx_block, gw_len, need_gx)
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def stack_backward(x, wflips, codes, ys, gy, gx, gw_parts, gb_parts, xpads, gpads, accs, gscratch,
+                   gx_blocks, gw_lens, nchunks, need_gx):
+    """Backward of the blocks of stack_forward, each sample from the last block down to the first
+    before the next sample: the input gradient of block i is block i-1's output gradient, and it
+    stays in this thread's gscratch[i-1] (O_{i-1}, H_i, W_i) instead of going through memory for
+    the whole batch. ys[i] is block i's output (block i+1's input), gy the last block's output
+    gradient; per block, gw_parts[i]/gb_parts[i] receive per-chunk sums and the rest is as for
+    direct_backward. gx (the first block's input gradient) is written when need_gx. Two blocks or
+    more (gscratch has one entry per block but the last)."""
+    n = x.shape[0]
+    last = len(wflips) - 1
+    for t in prange(nchunks):
+        for i in range(last + 1):
+            gw_parts[i][t][:] = 0
+            gb_parts[i][t][:] = 0
+        for s in range(t * n // nchunks, (t + 1) * n // nchunks):
+            for i in range(last, 0, -1):
+                gys = gy[s] if i == last else gscratch[i][t]
+                backward_sample(ys[i - 1][s], wflips[i], codes[i][s], gys, gscratch[i - 1][t], gw_parts[i][t],
+                                gb_parts[i][t], xpads[i][t], gpads[i][t], accs[i][t], gx_blocks[i], gw_lens[i],
+                                True)
+            gxs = gx[s] if need_gx else gscratch[0][t]  # (stands in, unwritten, without need_gx)
+            backward_sample(x[s], wflips[0], codes[0][s], gscratch[0][t], gxs, gw_parts[0][t], gb_parts[0][t],
+                            xpads[0][t], gpads[0][t], accs[0][t], gx_blocks[0], gw_lens[0], need_gx)

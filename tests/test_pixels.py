@@ -74,11 +74,14 @@ def test_gather_pixels_copies_the_images_in_order():
         gather_pixels(images, [6])
 
 
-def test_fast_model_hands_the_pixels_themselves_to_its_first_block(monkeypatch):
+@pytest.mark.parametrize("stack_blocks", [True, False])
+def test_fast_model_hands_the_pixels_themselves_to_its_first_block(monkeypatch, stack_blocks):
     from ops import block_numba
     seen = []
-    forward = block_numba.conv_relu_pool_forward
-    monkeypatch.setattr(block_numba, "conv_relu_pool_forward", lambda x, w, b: seen.append(x.dtype) or forward(x, w, b))
-    model = build_model(ModelConfig(image_size=32), seed=1, kernels="fast")
+    for name in ("conv_relu_pool_forward", "stack_forward"):
+        forward = getattr(block_numba, name)
+        monkeypatch.setattr(block_numba, name, lambda x, *a, f=forward: seen.append(x.dtype) or f(x, *a))
+    model = build_model(ModelConfig(image_size=32), seed=1, kernels="fast", stack_blocks=stack_blocks)
     model.loss_and_grad(np.zeros((2, 3, 32, 32), np.uint8), np.array([0.0, 1.0], np.float32))
+    assert len(seen) == (3 if stack_blocks else 5)  # conv1-3 as one stack, then conv4 and conv5
     assert seen[0] == np.uint8 and all(dtype == np.float32 for dtype in seen[1:])
