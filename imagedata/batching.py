@@ -29,15 +29,22 @@ def _gather_scaled(x, idx, out):
                     dst[c, h, w] = np.float32(src[c, h, w]) / SCALE
 
 
-def gather_scaled(x, indices):
-    """Images x[indices] (uint8 NCHW, memory-mapped or not) as a new C-contiguous float32 batch
-    scaled to [0, 1]; negative indices count from the end, as in NumPy; IndexError out of range."""
+def _batch_indices(x, indices):
+    """indices as non-negative positions into x's images (negative ones count from the end, as in
+    NumPy); IndexError out of range."""
     idx = np.asarray(indices, dtype=np.intp).reshape(-1)
     count = len(x)
     if idx.size and (idx.min() < -count or idx.max() >= count):
         raise IndexError(f"image index out of range for {count} images")
+    return idx % max(count, 1)
+
+
+def gather_scaled(x, indices):
+    """Images x[indices] (uint8 NCHW, memory-mapped or not) as a new C-contiguous float32 batch
+    scaled to [0, 1]; negative indices count from the end, as in NumPy; IndexError out of range."""
+    idx = _batch_indices(x, indices)
     out = np.empty((idx.size,) + tuple(x.shape[1:]), dtype=np.float32)
-    _gather_scaled(x, idx % max(count, 1), out)
+    _gather_scaled(x, idx, out)
     return out
 
 
@@ -55,10 +62,7 @@ def gather_pixels(x, indices):
     """Images x[indices] as a new C-contiguous uint8 batch: the pixels the fused first block reads
     itself (ops/pixels.py), a quarter of the bytes of gather_scaled's float32 batch. Indices as for
     gather_scaled."""
-    idx = np.asarray(indices, dtype=np.intp).reshape(-1)
-    count = len(x)
-    if idx.size and (idx.min() < -count or idx.max() >= count):
-        raise IndexError(f"image index out of range for {count} images")
+    idx = _batch_indices(x, indices)
     out = np.empty((idx.size,) + tuple(x.shape[1:]), dtype=np.uint8)
-    _gather(x, idx % max(count, 1), out)
+    _gather(x, idx, out)
     return out
