@@ -7,7 +7,7 @@ from ops.dense import dense_backward, dense_forward
 from ops.loss import bce_with_logits_grad, bce_with_logits_sum
 from ops.pool import maxpool2x2_backward, maxpool2x2_forward
 
-from .tensor import Function
+from .tensor import Function, is_recording
 
 
 class Conv2DFn(Function):
@@ -71,7 +71,8 @@ class ConvStackFn(Function):
 
     def forward(self, x, *params):
         ws, bs = params[0::2], params[1::2]
-        ys, codes = conv_relu_pool_stack_forward(x, ws, bs, kernels=self.kernels)
+        # without a graph to record (evaluation) the inner outputs and codes need not be kept
+        ys, codes = conv_relu_pool_stack_forward(x, ws, bs, kernels=self.kernels, keep=is_recording())
         self.x, self.ws, self.ys, self.codes = x, ws, ys, codes
         return ys[-1]
 

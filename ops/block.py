@@ -91,13 +91,14 @@ def direct_stack_depth(in_channels, kernel_size, kernels):
     return depth if depth >= 2 else 0
 
 
-def conv_relu_pool_stack_forward(x, ws, bs, kernels="fast"):
+def conv_relu_pool_stack_forward(x, ws, bs, kernels="fast", keep=True):
     """Blocks in a row, block i's output feeding block i + 1: returns ([y_i], [code_i]). The fast CPU
     kernels take each sample through all of them before the next (the same numbers); anything else
-    runs them block after block, which is the definition."""
+    runs them block after block, which is the definition. keep=False promises no backward: then only
+    the last output is sure to be returned (ys[-1]; the fast kernels keep the rest in scratch)."""
     module = _kernel_module(x, kernels)
     if getattr(module, "STACKS", False):
-        return module.stack_forward(x, ws, bs)
+        return module.stack_forward(x, ws, bs, keep=keep)
     ys, codes = [], []
     for w, b in zip(ws, bs):
         y, code = conv_relu_pool_forward(x, w, b, kernels=kernels)

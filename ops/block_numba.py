@@ -209,23 +209,27 @@ def _check_stack(x, ws, bs=None):
     return dtype, shapes
 
 
-def stack_forward(x, ws, bs):
+def stack_forward(x, ws, bs, keep=True):
     """Blocks in a row, block i's output feeding block i + 1, each sample through all of them before
     the next (numba_direct.stack_forward); returns ([y_i], [code_i]), the same arrays as
-    conv_relu_pool_forward block after block. Every block must take the direct 3x3 kernels."""
+    conv_relu_pool_forward block after block. Every block must take the direct 3x3 kernels.
+    keep=False (evaluation: no backward) returns ([y_last], []): the other outputs and the codes
+    stay in per-thread scratch and never go to memory for the whole batch."""
     dtype, shapes = _check_stack(x, ws, bs)
     x = _input(x, dtype, direct=True)
     ws = tuple(np.ascontiguousarray(w, dtype) for w in ws)
     bs = tuple(np.ascontiguousarray(b, dtype) for b in bs)
-    ys = tuple(np.empty((n, w.shape[0], h // 2, wd // 2), dtype) for (n, _, h, wd), w in zip(shapes, ws))
-    codes = tuple(np.empty(y.shape, np.uint8) for y in ys)
-    if ys[-1].size == 0:
-        return list(ys), list(codes)
-    nch = _chunks(x.shape[0])
-    scratch = [_forward_scratch(shape, w.shape, nch, dtype) for shape, w in zip(shapes, ws)]
-    xpads, accs, blocks = (tuple(part) for part in zip(*scratch))
-    numba_direct.stack_forward(x, ws, bs, ys, codes, xpads, accs, blocks, nch)
-    return list(ys), list(codes)
+    n, nch = x.shape[0], _chunks(x.shape[0])
+    planes = [(w.shape[0], h // 2, wd // 2) for (_, _, h, wd), w in zip(shapes, ws)]
+    ys = [np.empty((n,) + plane, dtype) if keep or i == len(ws) - 1
+          else _workspace(f"stack_y{i}", (nch,) + plane, dtype) for i, plane in enumerate(planes)]
+    codes = [np.empty((n,) + plane, np.uint8) if keep else _workspace(f"stack_code{i}", (nch,) + plane, np.uint8)
+             for i, plane in enumerate(planes)]
+    if ys[-1].size:
+        scratch = [_forward_scratch(shape, w.shape, nch, dtype) for shape, w in zip(shapes, ws)]
+        xpads, accs, blocks = (tuple(part) for part in zip(*scratch))
+        numba_direct.stack_forward(x, ws, bs, tuple(ys), tuple(codes), xpads, accs, blocks, nch, keep)
+    return (ys, codes) if keep else (ys[-1:], [])
 
 
 def stack_backward(x, ws, ys, codes, gy, need_gx=True):

@@ -328,19 +328,34 @@ def direct_forward(x, w, b, y, code, xpad, acc, block, nchunks):
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def stack_forward(x, ws, bs, ys, codes, xpads, accs, blocks, nchunks):
+def stack_forward(x, ws, bs, ys, codes, xpads, accs, blocks, nchunks, keep):
     """Forward of several direct blocks in a row, each sample through all of them before the next:
     block i reads sample s's output of block i-1 while it is still in this core's cache, where the
     layer-by-layer order reads it back from memory for the whole batch. Per block i: weights ws[i],
     biases bs[i], outputs ys[i]/codes[i] (N, O_i, H_i/2, W_i/2), scratch xpads[i]/accs[i] and
-    blocks[i] as for direct_forward. The same sums as direct_forward block by block (bitwise)."""
+    blocks[i] as for direct_forward. The same sums as direct_forward block by block (bitwise).
+    Without `keep` (no backward to come) only the last block's ys is for the whole batch: the other
+    outputs and every codes array have one row per thread (nchunks, ...), overwritten sample after
+    sample, so they never leave the cache."""
     n = x.shape[0]
     for t in prange(nchunks):
         for s in range(t * n // nchunks, (t + 1) * n // nchunks):
-            forward_sample(x[s], ws[0], bs[0], ys[0][s], codes[0][s], xpads[0][t], accs[0][t], blocks[0])
-            for i in range(1, len(ws)):
-                forward_sample(ys[i - 1][s], ws[i], bs[i], ys[i][s], codes[i][s], xpads[i][t], accs[i][t],
-                               blocks[i])
+            if keep:
+                _stack_sample(x, s, s, t, ws, bs, ys, codes, xpads, accs, blocks)
+            else:
+                _stack_sample(x, s, t, t, ws, bs, ys, codes, xpads, accs, blocks)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _stack_sample(x, s, r, t, ws, bs, ys, codes, xpads, accs, blocks):
+    """Sample s through every block of stack_forward on thread t: the last block's output goes to
+    row s, the other outputs and the codes to row r (s, or t for per-thread scratch)."""
+    last = len(ws) - 1
+    forward_sample(x[s], ws[0], bs[0], ys[0][r], codes[0][r], xpads[0][t], accs[0][t], blocks[0])
+    for i in range(1, last):
+        forward_sample(ys[i - 1][r], ws[i], bs[i], ys[i][r], codes[i][r], xpads[i][t], accs[i][t], blocks[i])
+    forward_sample(ys[last - 1][r], ws[last], bs[last], ys[last][s], codes[last][r], xpads[last][t],
+                   accs[last][t], blocks[last])
 
 
 @njit(cache=True)

@@ -102,3 +102,26 @@ def test_stack_depth_covers_the_leading_few_channel_blocks():
     assert block.direct_stack_depth((3, 16, 32), 3, "fast") == 0  # a single direct block: no stack
     assert block.direct_stack_depth((3, 4, 8), 5, "fast") == 0
     assert block.direct_stack_depth((3, 4, 8), 3, "reference") == 0
+
+
+@pytest.mark.parametrize("case", CASES[:3])
+def test_evaluation_stack_keeps_only_the_last_output_and_it_is_the_same(case):
+    x, ws, bs, _ = _case(*case, seed=6)
+    ys, codes = block_numba.stack_forward(x, ws, bs)
+    last, no_codes = block_numba.stack_forward(x, ws, bs, keep=False)
+    assert len(last) == 1 and no_codes == [] and np.array_equal(last[0], ys[-1])
+
+
+def test_stacked_and_unstacked_models_train_and_evaluate_alike():
+    from engine.model import ModelConfig, build_model
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 256, (6, 3, 32, 32), dtype=np.uint8)
+    y = (np.arange(6) % 2).astype(np.float32)
+    results = []
+    for stack_blocks in (True, False):
+        model = build_model(ModelConfig(image_size=32), seed=3, kernels="fast", stack_blocks=stack_blocks)
+        assert (type(model.layers[0]).__name__ == "ConvStack") == stack_blocks
+        loss, correct = model.loss_and_grad(x, y)
+        results.append((loss, correct, model.grad.copy(), model.evaluate(x, y, batch_size=4)))
+    (loss, correct, grad, scores), (loss_u, correct_u, grad_u, scores_u) = results
+    assert (loss, correct, scores) == (loss_u, correct_u, scores_u) and np.array_equal(grad, grad_u)

@@ -80,7 +80,7 @@ def test_fast_model_hands_the_pixels_themselves_to_its_first_block(monkeypatch, 
     seen = []
     for name in ("conv_relu_pool_forward", "stack_forward"):
         forward = getattr(block_numba, name)
-        monkeypatch.setattr(block_numba, name, lambda x, *a, f=forward: seen.append(x.dtype) or f(x, *a))
+        monkeypatch.setattr(block_numba, name, lambda x, *a, f=forward, **k: seen.append(x.dtype) or f(x, *a, **k))
     model = build_model(ModelConfig(image_size=32), seed=1, kernels="fast", stack_blocks=stack_blocks)
     model.loss_and_grad(np.zeros((2, 3, 32, 32), np.uint8), np.array([0.0, 1.0], np.float32))
     assert len(seen) == (3 if stack_blocks else 5)  # conv1-3 as one stack, then conv4 and conv5
