@@ -76,16 +76,21 @@ def _even_split(total, most):
     return -(-total // pieces)
 
 
-def _check(x, w):
-    """Validate shapes; return the float dtype used for every array of this call (w's for uint8
-    pixels)."""
-    if x.ndim != 4 or w.ndim != 4:
-        raise BlockShapeError(f"expected x (N,C,H,W) and w (O,C,k,k), got {x.shape} and {w.shape}")
+def _check_shapes(x_shape, w):
+    """Raise BlockShapeError unless an input of x_shape (N, C, H, W) fits the weights w (O, C, k, k)."""
+    if len(x_shape) != 4 or w.ndim != 4:
+        raise BlockShapeError(f"expected x (N,C,H,W) and w (O,C,k,k), got {x_shape} and {w.shape}")
     k = w.shape[2]
     if w.shape[3] != k or k % 2 != 1:
         raise BlockShapeError(f"conv kernels must be square and odd, got {w.shape[2:]}")
-    if w.shape[1] != x.shape[1]:
-        raise BlockShapeError(f"input has {x.shape[1]} channels but w expects {w.shape[1]}")
+    if w.shape[1] != x_shape[1]:
+        raise BlockShapeError(f"input has {x_shape[1]} channels but w expects {w.shape[1]}")
+
+
+def _check(x, w):
+    """Validate shapes; return the float dtype used for every array of this call (w's for uint8
+    pixels)."""
+    _check_shapes(x.shape, w)
     source = w.dtype if is_pixels(x) else x.dtype
     return source if source in (np.float32, np.float64) else np.dtype(np.float64)
 
@@ -203,7 +208,7 @@ def _check_stack(x, ws, bs=None):
         if i:
             n, _, h, wd = shapes[-1]
             shapes.append((n, ws[i - 1].shape[0], h // 2, wd // 2))
-            _check(np.empty(shapes[-1][:2] + (0, 0), dtype), w)
+            _check_shapes(shapes[-1], w)
         if w.shape[1] >= GEMM_MIN_CHANNELS or w.shape[2] != 3:
             raise BlockShapeError(f"block {i + 1} of a stack does not take the direct 3x3 kernels")
     return dtype, shapes

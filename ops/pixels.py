@@ -31,13 +31,15 @@ def pixels_to_float(x, dtype):
 
 
 def input_value(v, like):
-    """Inside numba kernels: element v of an input as a value of the float array `like` (a uint8
-    pixel becomes v / 255 exactly as pixels_to_float computes it; a float passes unchanged)."""
-    raise NotImplementedError("only callable from numba-compiled code")
+    """Element v of an input as a value of the float array `like`: a uint8 pixel becomes v / 255 in
+    like's dtype, a float passes unchanged. Called from Python it applies the definition,
+    pixels_to_float, to the one value; numba kernels get the overload below."""
+    return pixels_to_float(np.asarray(v), like.dtype)[()]
 
 
 @overload(input_value, inline="always")
 def _input_value(v, like):
+    """The compiled form: for float32, the float64 product that rounds like the division."""
     if not isinstance(v, types.Integer):
         return lambda v, like: v
     if like.dtype == types.float32:

@@ -23,6 +23,7 @@ def test_kernel_value_of_every_pixel_is_the_division(dtype):
     pixels = np.arange(256, dtype=np.uint8)
     expected = pixels.astype(dtype) / dtype(255)
     assert np.array_equal(_kernel_values(pixels, np.empty(1, dtype)), expected)
+    assert np.array_equal([input_value(p, np.empty(1, dtype)) for p in pixels], expected)  # in Python
     assert np.array_equal(pixels_to_float(pixels, dtype), expected)
     floats = np.linspace(0, 1, 7).astype(dtype)
     assert pixels_to_float(floats, dtype) is floats
