@@ -44,9 +44,8 @@ def _close(a, ref, rtol):
     assert float(np.abs(a.astype(np.float64) - ref).max()) <= rtol * scale
 
 
-@pytest.mark.parametrize("shape", SHAPES)
-def test_float64_matches_reference(shape):
-    x, w, b, gy = _data(shape, np.float64)
+def _assert_float64_matches_reference(x, w, b, gy):
+    """Forward (codes exactly, outputs to 1e-12) and every gradient against ops.block's reference."""
     y, code = block_numba.conv_relu_pool_forward(x, w, b)
     y_ref, code_ref = conv_relu_pool_reference(x, w, b)
     np.testing.assert_array_equal(code, code_ref)
@@ -55,6 +54,11 @@ def test_float64_matches_reference(shape):
     want = conv_relu_pool_backward_reference(x, w, code_ref, gy)
     for g, g_ref in zip(got, want):
         _close(g, g_ref, 1e-12)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_float64_matches_reference(shape):
+    _assert_float64_matches_reference(*_data(shape, np.float64))
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -84,15 +88,7 @@ def test_stacked_samples_match_reference(monkeypatch, stack):
     # in each thread's range (1 thread: 3+3+1 at stack 3; 2 threads: ranges of 3 and 4).
     n, c, o, h, wd, k = shape = (7, 16, 6, 6, 5, 3)
     monkeypatch.setattr(block_numba, "GEMM_ROWS", stack * h * wd)
-    x, w, b, gy = _data(shape, np.float64, seed=6)
-    y, code = block_numba.conv_relu_pool_forward(x, w, b)
-    y_ref, code_ref = conv_relu_pool_reference(x, w, b)
-    np.testing.assert_array_equal(code, code_ref)
-    _close(y, y_ref, 1e-12)
-    got = block_numba.conv_relu_pool_backward(x, w, code, gy)
-    want = conv_relu_pool_backward_reference(x, w, code_ref, gy)
-    for g, g_ref in zip(got, want):
-        _close(g, g_ref, 1e-12)
+    _assert_float64_matches_reference(*_data(shape, np.float64, seed=6))
 
 
 @pytest.mark.parametrize("channels", [2, 16])
