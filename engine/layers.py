@@ -31,12 +31,12 @@ class MaxPool2D:
 
 class ConvReLUPool:
     """Conv2D -> ReLU -> MaxPool2D as one fused op (same math, no pre-pool activation stored).
-    As the first layer it takes uint8 pixels as they are (ops/pixels.py)."""
-
-    reads_pixels = True
+    With the fast CPU kernels, as the first layer, it takes uint8 pixels as they are (ops/pixels.py);
+    for the others the model converts them once, before the first layer."""
 
     def __init__(self, weight, bias, kernels):
         self.weight, self.bias, self.kernels = weight, bias, kernels
+        self.reads_pixels = kernels == "fast"
 
     def __call__(self, x):
         return ConvReLUPoolFn(self.kernels)(x, self.weight, self.bias)
@@ -46,10 +46,9 @@ class ConvStack:
     """Several ConvReLUPool blocks in a row as one op (ConvStackFn): the same numbers, but each
     sample goes through all of them before the next. `blocks` is [(weight, bias)] in order."""
 
-    reads_pixels = True
-
     def __init__(self, blocks, kernels):
         self.blocks, self.kernels = list(blocks), kernels
+        self.reads_pixels = kernels == "fast"  # as for ConvReLUPool
 
     def __call__(self, x):
         return ConvStackFn(self.kernels)(x, *(t for block in self.blocks for t in block))

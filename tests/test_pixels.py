@@ -86,3 +86,14 @@ def test_fast_model_hands_the_pixels_themselves_to_its_first_block(monkeypatch, 
     model.loss_and_grad(np.zeros((2, 3, 32, 32), np.uint8), np.array([0.0, 1.0], np.float32))
     assert len(seen) == (3 if stack_blocks else 5)  # conv1-3 as one stack, then conv4 and conv5
     assert seen[0] == np.uint8 and all(dtype == np.float32 for dtype in seen[1:])
+
+
+def test_models_on_other_kernels_convert_the_pixels_once_before_the_first_layer(monkeypatch):
+    import engine.model as model_module
+    calls = []
+    convert = model_module.pixels_to_float
+    monkeypatch.setattr(model_module, "pixels_to_float", lambda x, d: calls.append(x.dtype) or convert(x, d))
+    x, y = np.zeros((2, 3, 32, 32), np.uint8), np.array([0.0, 1.0], np.float32)
+    for kernels in ("fast", "reference"):
+        build_model(ModelConfig(image_size=32), seed=1, kernels=kernels).loss_and_grad(x, y)
+    assert calls == [np.uint8]  # fast: the first block reads the pixels; reference: converted once here
