@@ -360,12 +360,20 @@ def _stack_sample(x, s, r, t, ws, bs, ys, codes, xpads, accs, blocks):
 
 @njit(cache=True)
 def _unpack_rows(ev, od, wp, r0, nr, g):
-    """Copy row pairs r0 .. r0 + nr of the even/odd flat rows into the plane g (H, W)."""
+    """Copy row pairs r0 .. r0 + nr of the even/odd flat rows into the plane g (H, W). (Element
+    loops: numba's array-to-slice assignment checks the two for overlap and ran 2-3x slower.)"""
     h, wd = g.shape
     for rr in range(nr):
-        g[2 * (r0 + rr), :] = ev[rr * wp:rr * wp + wd]
+        _copy_row(ev[rr * wp:rr * wp + wd], g[2 * (r0 + rr)])
         if 2 * (r0 + rr) + 1 < h:
-            g[2 * (r0 + rr) + 1, :] = od[rr * wp:rr * wp + wd]
+            _copy_row(od[rr * wp:rr * wp + wd], g[2 * (r0 + rr) + 1])
+
+
+@njit(inline="always")  # inlined into its (cached) caller: no cache of its own
+def _copy_row(src, dst):
+    """dst[:] = src[:] for two equally long rows."""
+    for q in range(dst.shape[0]):
+        dst[q] = src[q]
 
 
 @njit(cache=True)
