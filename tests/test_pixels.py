@@ -19,7 +19,7 @@ def _kernel_values(pixels, like):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_kernel_value_of_every_pixel_is_the_division(dtype):
-    # the kernels' float64 product must round like the division for all 256 values
+    # the kernels compute the definition: the same value for all 256 pixels
     pixels = np.arange(256, dtype=np.uint8)
     expected = pixels.astype(dtype) / dtype(255)
     assert np.array_equal(_kernel_values(pixels, np.empty(1, dtype)), expected)
