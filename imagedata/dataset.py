@@ -31,7 +31,6 @@ class Dataset:
         The loader runs on rank 0 first under MPI, so ranks never write numba's cache at once."""
         for x in (self.train_x, self.val_x):
             gather_scaled(x, [])
-            gather_pixels(x, [])
             if isinstance(x, np.memmap) and x.size:
                 x.reshape(-1)[::mmap.PAGESIZE].max()
 
