@@ -15,7 +15,8 @@ a shared host the load moves between the two measurements; the steps' share of t
 (what the ratio is when the steps inside the epoch run at the in-memory speed) is measured within
 the epoch alone and printed beside it.
 The epoch's wall time is broken down by timing the trainer's own calls (the instance's methods are
-wrapped, the code is not changed): the training steps, assembling training batches from the cache,
+wrapped, the code is not changed): the training steps (their first blocks read each photo from the
+cache themselves: ops.pixels.PixelRows), naming the training batches' photos in the cache,
 validation (its forward passes, and the rest: its batches and the loss sums), the checkpoint and the
 metrics file; `other` is what is left (per-step bookkeeping, the progress line, the epoch's
 distances). Writes bench/results/epoch_time.json and epoch_time.md.
@@ -102,6 +103,8 @@ def epoch_row(batch, epoch, n_train, n_val, seconds, epoch_seconds, steps):
 def measure_batch(data, batch, args):
     """Rows for `args.epochs` successive epochs of one run at batch size `batch`, each against the
     in-memory steps timed right before and right after it."""
+    import numpy as np
+
     from bench.flops import load_average
     from engine.model import ModelConfig, build_model
     from engine.sgd import SGD
@@ -110,7 +113,9 @@ def measure_batch(data, batch, args):
     from storage.runfolder import RunFolder
     config = ModelConfig(image_size=args.image_size)
     order = epoch_permutation(1, 0, len(data.train_y))
-    batches = [data.pixels("train", order[k * batch:(k + 1) * batch]) for k in range(4)]
+    # copied out of the cache: the in-memory step (in the epoch the first blocks read the cache)
+    batches = [(np.asarray(x), y) for x, y in (data.pixels("train", order[k * batch:(k + 1) * batch])
+                                                for k in range(4))]
     model = build_model(config, seed=0, kernels=args.kernels)
     sgd = SGD(model.theta, model.grad)
     rows, windows = [], [step_seconds(model, sgd, batches, args.step_seconds)]

@@ -61,7 +61,8 @@ class RandomImages:
     def pixels(self, split, indices):
         """uint8 images (as imagedata.Dataset.pixels) and float labels for `indices` of training."""
         import numpy as np
-        return np.ascontiguousarray(self.train_x[indices]), self.train_y[indices].astype(np.float32)
+        from ops.pixels import PixelRows
+        return PixelRows(self.train_x, indices), self.train_y[indices].astype(np.float32)
 
 
 def time_epochs(batches, images, kernels):

@@ -210,7 +210,8 @@ class RandomSplits:
     def pixels(self, split, indices):
         """uint8 images (as imagedata.Dataset.pixels) and float labels."""
         x, y = (self.train_x, self.train_y) if split == "train" else (self.val_x, self.val_y)
-        return np.ascontiguousarray(x[indices]), y[indices].astype(np.float32)
+        from ops.pixels import PixelRows
+        return PixelRows(x, indices), y[indices].astype(np.float32)
 
 
 def timed_on_every_rank(comm, action):

@@ -12,7 +12,7 @@ import numpy as np
 
 from ops.block import direct_stack_depth
 from ops.loss import count_correct
-from ops.pixels import is_pixels, pixels_to_float
+from ops.pixels import PixelRows, gathered, is_pixels, pixels_to_float
 
 from .functions import BCEWithLogitsFn
 from .init import glorot_uniform_theta
@@ -104,10 +104,13 @@ class Model:
     def _as_arrays(self, x, y):
         """x as the first layer reads it, y as a flat vector in the parameters' dtype. uint8 pixels
         stand for x / 255: the fused block reads them as they are (ops/pixels.py), so the float
-        batch is never built; for separate layers they are converted here."""
+        batch is never built, and photos named by index (PixelRows) are not even copied; for
+        separate layers they are gathered and converted here."""
         xp, dtype = self.xp, self.theta.dtype
-        x = xp.asarray(x)
-        if not (is_pixels(x) and getattr(self.layers[0], "reads_pixels", False)):
+        reads_pixels = getattr(self.layers[0], "reads_pixels", False)
+        if not (reads_pixels and isinstance(x, PixelRows)):
+            x = xp.asarray(gathered(x))
+        if not (is_pixels(x) and reads_pixels):
             x = xp.asarray(pixels_to_float(x, dtype), dtype=dtype)
         return x, xp.asarray(y, dtype=dtype).reshape(-1)
 

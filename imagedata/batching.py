@@ -29,7 +29,7 @@ def _gather_scaled(x, idx, out):
                     dst[c, h, w] = np.float32(src[c, h, w]) / SCALE
 
 
-def _batch_indices(x, indices):
+def batch_indices(x, indices):
     """indices as non-negative positions into x's images (negative ones count from the end, as in
     NumPy); IndexError out of range."""
     idx = np.asarray(indices, dtype=np.intp).reshape(-1)
@@ -42,16 +42,7 @@ def _batch_indices(x, indices):
 def gather_scaled(x, indices):
     """Images x[indices] (uint8 NCHW, memory-mapped or not) as a new C-contiguous float32 batch
     scaled to [0, 1]; negative indices count from the end, as in NumPy; IndexError out of range."""
-    idx = _batch_indices(x, indices)
+    idx = batch_indices(x, indices)
     out = np.empty((idx.size,) + tuple(x.shape[1:]), dtype=np.float32)
     _gather_scaled(x, idx, out)
     return out
-
-
-def gather_pixels(x, indices):
-    """Images x[indices] as a new C-contiguous uint8 batch: the pixels the fused first block reads
-    itself (ops/pixels.py), a quarter of the bytes of gather_scaled's float32 batch. Indices as for
-    gather_scaled. NumPy's indexing copies each image with one block copy: 0.06 s per epoch of
-    19,198 128-px photos here, against 0.07-0.10 s for an element loop."""
-    idx = _batch_indices(x, indices)
-    return np.asarray(x)[idx]

@@ -4,7 +4,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imagedata.batching import gather_pixels, gather_scaled
+from imagedata.batching import batch_indices, gather_scaled
+from ops.pixels import PixelRows
 
 SPLIT_ALIASES = {"train": "train", "val": "val", "validation": "val"}
 
@@ -54,7 +55,9 @@ class Dataset:
 
     def pixels(self, split: str, indices):
         """The same batch as `batch` with the images left as uint8 pixels (each standing for its
-        value / 255): what training hands the model, whose first block divides as it reads them."""
+        value / 255), and not yet copied: ops.pixels.PixelRows, the photos named by index in this
+        dataset's array (np.asarray(rows) is the copy). What training hands the model: its first
+        blocks read each photo from the array and divide as they read (ops/block_numba.py)."""
         x, y = self.arrays(split)
-        idx = np.asarray(indices, dtype=np.intp).reshape(-1)
-        return gather_pixels(x, idx), np.asarray(y[idx], dtype=np.float32)
+        idx = batch_indices(x, indices)
+        return PixelRows(x, idx), np.asarray(y[idx], dtype=np.float32)

@@ -12,7 +12,7 @@ import numba
 import numpy as np
 
 from . import numba_blas, numba_direct, numba_gemm
-from .pixels import is_pixels, pixels_to_float
+from .pixels import PixelRows, gathered, is_pixels, pixels_to_float
 
 # Flat elements of one block of output rows: small enough for the accumulator and the input rows it
 # reads to stay in L1/L2, long enough to keep the vector loop busy.
@@ -97,7 +97,9 @@ def _check(x, w):
 
 def _input(x, dtype, direct):
     """x as the kernels read it: C-contiguous, in `dtype`; uint8 pixels stay pixels for the direct
-    kernels (they divide by 255 as they copy) and are converted for the im2col path."""
+    kernels (they divide by 255 as they copy) and are converted for the im2col path. PixelRows are
+    gathered (only the stack reads them in place: _stack_input)."""
+    x = gathered(x)
     if is_pixels(x) and direct:
         return np.ascontiguousarray(x)
     return np.ascontiguousarray(pixels_to_float(x, dtype), dtype)
@@ -214,6 +216,20 @@ def _check_stack(x, ws, bs=None):
     return dtype, shapes
 
 
+def _stack_input(x, dtype):
+    """The stack's input as (photos, rows): sample s is photos[rows[s]]. PixelRows are read where
+    they are (e.g. the memory-mapped cache: the batch is never copied); an array is its own source.
+    Read-only either way, so the kernels are compiled once for both."""
+    if isinstance(x, PixelRows):
+        photos, rows = np.ascontiguousarray(x.source), x.indices
+    else:
+        photos = _input(x, dtype, direct=True)
+        rows = np.arange(len(photos))
+    photos = photos.view()
+    photos.flags.writeable = False
+    return photos, rows
+
+
 def stack_forward(x, ws, bs, keep=True):
     """Blocks in a row, block i's output feeding block i + 1, each sample through all of them before
     the next (numba_direct.stack_forward); returns ([y_i], [code_i]), the same arrays as
@@ -221,10 +237,10 @@ def stack_forward(x, ws, bs, keep=True):
     keep=False (evaluation: no backward) returns ([y_last], []): the other outputs and the codes
     stay in per-thread scratch and never go to memory for the whole batch."""
     dtype, shapes = _check_stack(x, ws, bs)
-    x = _input(x, dtype, direct=True)
+    photos, rows = _stack_input(x, dtype)
     ws = tuple(np.ascontiguousarray(w, dtype) for w in ws)
     bs = tuple(np.ascontiguousarray(b, dtype) for b in bs)
-    n, nch = x.shape[0], _chunks(x.shape[0])
+    n, nch = len(rows), _chunks(len(rows))
     planes = [(w.shape[0], h // 2, wd // 2) for (_, _, h, wd), w in zip(shapes, ws)]
     ys = [np.empty((n,) + plane, dtype) if keep or i == len(ws) - 1
           else _workspace(f"stack_y{i}", (nch,) + plane, dtype) for i, plane in enumerate(planes)]
@@ -233,7 +249,8 @@ def stack_forward(x, ws, bs, keep=True):
     if ys[-1].size:
         scratch = [_forward_scratch(shape, w.shape, nch, dtype) for shape, w in zip(shapes, ws)]
         xpads, accs, blocks = (tuple(part) for part in zip(*scratch))
-        numba_direct.stack_forward(x, ws, bs, tuple(ys), tuple(codes), xpads, accs, blocks, nch, keep)
+        numba_direct.stack_forward(photos, rows, ws, bs, tuple(ys), tuple(codes), xpads, accs, blocks, nch,
+                                   keep)
     return (ys, codes) if keep else (ys[-1:], [])
 
 
@@ -242,12 +259,12 @@ def stack_backward(x, ws, ys, codes, gy, need_gx=True):
     gradient gy, each sample from the last block down to the first before the next
     (numba_direct.stack_backward); ys/codes as stack_forward returned them."""
     dtype, shapes = _check_stack(x, ws)
-    x = _input(x, dtype, direct=True)
+    photos, rows = _stack_input(x, dtype)
     ws = [np.ascontiguousarray(w, dtype) for w in ws]
     gy = np.ascontiguousarray(gy, dtype)
     if gy.shape != ys[-1].shape:
         raise BlockShapeError(f"gy {gy.shape} does not match the last block's output {ys[-1].shape}")
-    nch = _chunks(x.shape[0])
+    nch = _chunks(len(rows))
     gx = np.empty(x.shape, dtype) if need_gx else np.empty((0,) + x.shape[1:], dtype)
     gw_parts = tuple(np.empty((nch,) + w.shape, dtype) for w in ws)
     gb_parts = tuple(np.empty((nch, w.shape[0]), dtype) for w in ws)
@@ -255,8 +272,8 @@ def stack_backward(x, ws, ys, codes, gy, need_gx=True):
     xpads, gpads, accs, gx_blocks, gw_lens = (tuple(part) for part in zip(*scratch))
     # block i's output gradient (i < last), one sample per thread, kept in cache between blocks
     gscratch = tuple(_workspace("gscratch", (nch,) + y.shape[1:], dtype) for y in ys[:-1])
-    if x.shape[0]:
-        numba_direct.stack_backward(x, tuple(_flipped(w) for w in ws), tuple(codes), tuple(ys), gy, gx,
+    if len(rows):
+        numba_direct.stack_backward(photos, rows, tuple(_flipped(w) for w in ws), tuple(codes), tuple(ys), gy, gx,
                                     gw_parts, gb_parts, xpads, gpads, accs, gscratch, gx_blocks, gw_lens,
                                     nch, need_gx)
     else:

@@ -328,30 +328,31 @@ def direct_forward(x, w, b, y, code, xpad, acc, block, nchunks):
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def stack_forward(x, ws, bs, ys, codes, xpads, accs, blocks, nchunks, keep):
+def stack_forward(x, rows, ws, bs, ys, codes, xpads, accs, blocks, nchunks, keep):
     """Forward of several direct blocks in a row, each sample through all of them before the next:
     block i reads sample s's output of block i-1 while it is still in this core's cache, where the
-    layer-by-layer order reads it back from memory for the whole batch. Per block i: weights ws[i],
+    layer-by-layer order reads it back from memory for the whole batch. Sample s's input is
+    x[rows[s]] (x may be the whole dataset: the batch is never copied out). Per block i: weights ws[i],
     biases bs[i], outputs ys[i]/codes[i] (N, O_i, H_i/2, W_i/2), scratch xpads[i]/accs[i] and
     blocks[i] as for direct_forward. The same sums as direct_forward block by block (bitwise).
     Without `keep` (no backward to come) only the last block's ys is for the whole batch: the other
     outputs and every codes array have one row per thread (nchunks, ...), overwritten sample after
     sample, so they never leave the cache."""
-    n = x.shape[0]
+    n = rows.shape[0]
     for t in prange(nchunks):
         for s in range(t * n // nchunks, (t + 1) * n // nchunks):
             if keep:
-                _stack_sample(x, s, s, t, ws, bs, ys, codes, xpads, accs, blocks)
+                _stack_sample(x[rows[s]], s, s, t, ws, bs, ys, codes, xpads, accs, blocks)
             else:
-                _stack_sample(x, s, t, t, ws, bs, ys, codes, xpads, accs, blocks)
+                _stack_sample(x[rows[s]], s, t, t, ws, bs, ys, codes, xpads, accs, blocks)
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _stack_sample(x, s, r, t, ws, bs, ys, codes, xpads, accs, blocks):
-    """Sample s through every block of stack_forward on thread t: the last block's output goes to
-    row s, the other outputs and the codes to row r (s, or t for per-thread scratch)."""
+def _stack_sample(xs, s, r, t, ws, bs, ys, codes, xpads, accs, blocks):
+    """Sample s (input xs) through every block of stack_forward on thread t: the last block's output
+    goes to row s, the other outputs and the codes to row r (s, or t for per-thread scratch)."""
     last = len(ws) - 1
-    forward_sample(x[s], ws[0], bs[0], ys[0][r], codes[0][r], xpads[0][t], accs[0][t], blocks[0])
+    forward_sample(xs, ws[0], bs[0], ys[0][r], codes[0][r], xpads[0][t], accs[0][t], blocks[0])
     for i in range(1, last):
         forward_sample(ys[i - 1][r], ws[i], bs[i], ys[i][r], codes[i][r], xpads[i][t], accs[i][t], blocks[i])
     forward_sample(ys[last - 1][r], ws[last], bs[last], ys[last][s], codes[last][r], xpads[last][t],
@@ -509,16 +510,17 @@ def direct_backward(x, wflip, code, gy, gx, gw_part, gb_part, xpad, gpad, acc, g
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def stack_backward(x, wflips, codes, ys, gy, gx, gw_parts, gb_parts, xpads, gpads, accs, gscratch,
+def stack_backward(x, rows, wflips, codes, ys, gy, gx, gw_parts, gb_parts, xpads, gpads, accs, gscratch,
                    gx_blocks, gw_lens, nchunks, need_gx):
     """Backward of the blocks of stack_forward, each sample from the last block down to the first
     before the next sample: the input gradient of block i is block i-1's output gradient, and it
     stays in this thread's gscratch[i-1] (O_{i-1}, H_i, W_i) instead of going through memory for
     the whole batch. ys[i] is block i's output (block i+1's input), gy the last block's output
     gradient; per block, gw_parts[i]/gb_parts[i] receive per-chunk sums and the rest is as for
-    direct_backward. gx (the first block's input gradient) is written when need_gx. Two blocks or
-    more (gscratch has one entry per block but the last)."""
-    n = x.shape[0]
+    direct_backward. Sample s's input is x[rows[s]], as in stack_forward; gx (the first block's input
+    gradient, one row per sample) is written when need_gx. Two blocks or more (gscratch has one
+    entry per block but the last)."""
+    n = rows.shape[0]
     last = len(wflips) - 1
     for t in prange(nchunks):
         for i in range(last + 1):
@@ -531,5 +533,5 @@ def stack_backward(x, wflips, codes, ys, gy, gx, gw_parts, gb_parts, xpads, gpad
                                 gb_parts[i][t], xpads[i][t], gpads[i][t], accs[i][t], gx_blocks[i], gw_lens[i],
                                 True)
             gxs = gx[s] if need_gx else gscratch[0][t]  # (stands in, unwritten, without need_gx)
-            backward_sample(x[s], wflips[0], codes[0][s], gscratch[0][t], gxs, gw_parts[0][t], gb_parts[0][t],
+            backward_sample(x[rows[s]], wflips[0], codes[0][s], gscratch[0][t], gxs, gw_parts[0][t], gb_parts[0][t],
                             xpads[0][t], gpads[0][t], accs[0][t], gx_blocks[0], gw_lens[0], need_gx)

@@ -3,6 +3,10 @@
 The fast CPU kernels take the pixels themselves and divide while they copy them into their padded
 planes (ops/numba_direct.py), so the float32 batch, four times the bytes, is never written or read
 back. Every other path converts first with `pixels_to_float`, the definition.
+
+A training batch need not even be copied out of the dataset: `PixelRows` names the photos by index
+in their array (e.g. the memory-mapped cache), and the fast stack of the first blocks reads each
+photo from there as it copies it into its planes; every other consumer gets the copy.
 """
 import numpy as np
 from numba import types
@@ -13,15 +17,62 @@ from .backend import array_module
 PIXEL_SCALE = 255
 
 
+class PixelRows:
+    """The photos source[indices] of a uint8 (N, C, H, W) array, not yet copied: a batch as the
+    trainer hands it to the model. The fast CPU stack reads each photo straight from `source`
+    (ops/block_numba.py: stack_forward); anything else takes the copy, `gather()` (np.asarray
+    gives the same). Out-of-range indices raise IndexError here, before a kernel could read them."""
+
+    def __init__(self, source, indices):
+        idx = np.asarray(indices, dtype=np.intp).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(source)):
+            raise IndexError(f"photo index out of range for {len(source)} photos")
+        self.source, self.indices = source, idx
+
+    @property
+    def shape(self):
+        """The shape of the batch: (len(indices), C, H, W)."""
+        return (len(self.indices),) + tuple(self.source.shape[1:])
+
+    @property
+    def dtype(self):
+        """The pixels' dtype (uint8)."""
+        return self.source.dtype
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, key):
+        """Rows of the batch (a slice, e.g. one evaluation chunk), still uncopied."""
+        if not isinstance(key, slice):
+            raise TypeError("PixelRows takes slices only; gather() first for other indexing")
+        return PixelRows(self.source, self.indices[key])
+
+    def gather(self):
+        """The batch copied into a new C-contiguous uint8 array (one block copy per photo)."""
+        return np.asarray(self.source)[self.indices]
+
+    def __array__(self, dtype=None, copy=None):
+        batch = self.gather()
+        return batch if dtype is None else batch.astype(dtype)
+
+
+def gathered(x):
+    """x itself, or the copied batch when x is PixelRows."""
+    return x.gather() if isinstance(x, PixelRows) else x
+
+
 def is_pixels(x):
     """True when x holds uint8 pixels rather than float values."""
     return x.dtype == array_module(x).uint8
 
 
 def pixels_to_float(x, dtype):
-    """x / 255 in `dtype` when x holds uint8 pixels (NumPy or CuPy); float arrays pass unchanged."""
+    """x / 255 in `dtype` when x holds uint8 pixels (NumPy or CuPy, or PixelRows); float arrays pass
+    unchanged."""
     if not is_pixels(x):
         return x
+    x = gathered(x)
     dtype = np.dtype(dtype)
     return x.astype(dtype) / dtype.type(PIXEL_SCALE)
 

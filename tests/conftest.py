@@ -64,7 +64,8 @@ class ArrayData:
     def pixels(self, split, indices):
         x = self.train_x if split == "train" else self.val_x
         y = self.train_y if split == "train" else self.val_y
-        return np.ascontiguousarray(x[indices]), y[indices].astype(np.float32)
+        from ops.pixels import PixelRows
+        return PixelRows(x, indices), y[indices].astype(np.float32)  # as imagedata serves them
 
 
 def make_array_data(n_train=48, n_val=16, size=32, seed=0):

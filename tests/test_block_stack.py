@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from ops import block, block_numba
+from ops.pixels import PixelRows
 
 # (N, [(C, O)], S, pixels, dtype): the study's first three blocks at 64 px, odd sizes (13 -> 6 -> 3),
 # a single output channel, float64
@@ -50,6 +51,29 @@ def test_stack_gives_the_numbers_of_its_blocks_one_after_the_other(case, need_gx
     for got, ref in zip(ys + codes + gws + gbs, ys_ref + codes_ref + gws_ref + gbs_ref):
         assert got.dtype == ref.dtype and np.array_equal(got, ref)
     assert (gx is None) if not need_gx else np.array_equal(gx, gx_ref)
+
+
+@pytest.mark.parametrize("case", CASES[:2])
+@pytest.mark.parametrize("keep", [True, False])
+def test_stack_reads_photos_named_by_index_where_they_are(case, keep):
+    # PixelRows of a larger read-only array (shuffled, one photo twice) against their gathered copy
+    x, ws, bs, rng = _case(*case, seed=7)
+    source = np.concatenate([x, x[::-1]])
+    source.setflags(write=False)
+    rows = PixelRows(source, rng.permutation(len(source))[:len(x)].tolist() + [0])
+    batch = rows.gather()
+    ys, codes = block_numba.stack_forward(rows, ws, bs, keep=keep)
+    ys_ref, codes_ref = block_numba.stack_forward(batch, ws, bs, keep=keep)
+    for got, ref in zip(ys + codes, ys_ref + codes_ref):
+        assert np.array_equal(got, ref)
+    if keep:
+        gy = rng.standard_normal(ys[-1].shape).astype(ws[0].dtype)
+        need_gx = x.dtype != np.uint8
+        got = block_numba.stack_backward(rows, ws, ys, codes, gy, need_gx=need_gx)
+        ref = block_numba.stack_backward(batch, ws, ys, codes, gy, need_gx=need_gx)
+        assert (got[0] is None) if not need_gx else np.array_equal(got[0], ref[0])
+        for a, b in zip(got[1] + got[2], ref[1] + ref[2]):
+            assert np.array_equal(a, b)
 
 
 @pytest.mark.parametrize("case", CASES[:2])

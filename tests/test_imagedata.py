@@ -515,6 +515,19 @@ def test_batch_from_memory_mapped_cache(tmp_path, cache):
     assert np.allclose(x * 255, ds.train_x[[3, 1]], atol=1e-4)
 
 
+def test_pixels_name_the_photos_in_the_memory_mapped_cache_without_copying(tmp_path, cache):
+    small_tree(tmp_path / "d")
+    load(tmp_path / "d", cache)
+    ds, _ = load(tmp_path / "d", cache)
+    rows, y = ds.pixels("train", [3, -1, 3])
+    assert rows.source is ds.train_x and isinstance(ds.train_x, np.memmap)
+    assert list(rows.indices) == [3, len(ds.train_y) - 1, 3]
+    assert np.array_equal(np.asarray(rows), ds.train_x[[3, -1, 3]])
+    assert y.dtype == np.float32 and np.array_equal(y, ds.train_y[[3, -1, 3]])
+    with pytest.raises(IndexError, match="out of range"):
+        ds.pixels("val", [len(ds.val_y)])
+
+
 def test_skipped_list_is_capped_but_counted(tmp_path, cache):
     root = tmp_path / "many"
     small_tree(root, n=2)

@@ -4,9 +4,9 @@ import pytest
 from numba import njit
 
 from engine.model import ModelConfig, build_model
-from imagedata.batching import gather_pixels, gather_scaled
+from imagedata.batching import gather_scaled
 from ops import block
-from ops.pixels import input_value, pixels_to_float
+from ops.pixels import PixelRows, input_value, pixels_to_float
 
 
 @njit
@@ -49,30 +49,42 @@ def test_block_on_pixels_equals_block_on_their_floats(shape, kernels, dtype):
     assert np.array_equal(gw, gw_ref) and np.array_equal(gb, gb_ref)
 
 
-@pytest.mark.parametrize("kernels", ["fast", "reference"])
-def test_training_step_on_pixels_equals_the_float_batch(kernels):
+@pytest.mark.parametrize("kernels,stack_blocks", [("fast", True), ("fast", False), ("reference", True)])
+def test_training_step_on_pixels_equals_the_float_batch(kernels, stack_blocks):
+    # the photos named by index in a read-only array (as in the memory-mapped cache), their uint8
+    # copy, and the float32 batch: the same loss, accuracy, every gradient entry and evaluation
     config = ModelConfig(image_size=32)
     rng = np.random.default_rng(5)
     images = rng.integers(0, 256, (10, 3, 32, 32), dtype=np.uint8)
+    images.setflags(write=False)
     labels = (np.arange(10) % 2).astype(np.float32)
     indices = [7, 2, 2, 9]
     results = []
-    for x in (gather_pixels(images, indices), gather_scaled(images, indices)):
-        model = build_model(config, seed=1, kernels=kernels)
+    for x in (PixelRows(images, indices), images[indices], gather_scaled(images, indices)):
+        model = build_model(config, seed=1, kernels=kernels, stack_blocks=stack_blocks)
         loss, correct = model.loss_and_grad(x, labels[indices])
         results.append((loss, correct, model.grad.copy(), model.evaluate(x, labels[indices], batch_size=3)))
-    (loss, correct, grad, scores), (loss_f, correct_f, grad_f, scores_f) = results
-    assert (loss, correct, scores) == (loss_f, correct_f, scores_f)
-    assert np.array_equal(grad, grad_f)
+    for loss, correct, grad, scores in results[1:]:
+        assert (loss, correct, scores) == results[0][:2] + results[0][3:]
+        assert np.array_equal(grad, results[0][2])
 
 
-def test_gather_pixels_copies_the_images_in_order():
+def test_pixel_rows_name_photos_and_copy_them_only_on_request():
     images = np.random.default_rng(0).integers(0, 256, (6, 3, 4, 5), dtype=np.uint8)
-    batch = gather_pixels(images, [5, 0, -1])
+    rows = PixelRows(images, [5, 0, 5])
+    assert rows.source is images and rows.shape == (3, 3, 4, 5) and len(rows) == 3 and rows.dtype == np.uint8
+    batch = rows.gather()
     assert batch.dtype == np.uint8 and batch.flags.c_contiguous
-    assert np.array_equal(batch, images[[5, 0, 5]])
-    with pytest.raises(IndexError, match="out of range"):
-        gather_pixels(images, [6])
+    assert np.array_equal(batch, np.stack([images[5], images[0], images[5]]))
+    assert np.array_equal(np.asarray(rows), batch)
+    assert np.array_equal(np.asarray(rows, dtype=np.float32), batch.astype(np.float32))
+    assert np.array_equal(rows[1:].gather(), np.stack([images[0], images[5]]))
+    assert np.array_equal(pixels_to_float(rows, np.float32), batch.astype(np.float32) / np.float32(255))
+    with pytest.raises(TypeError, match="slices"):
+        rows[0]
+    for bad in ([6], [-1]):
+        with pytest.raises(IndexError, match="out of range"):
+            PixelRows(images, bad)
 
 
 @pytest.mark.parametrize("stack_blocks", [True, False])

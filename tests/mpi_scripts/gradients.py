@@ -18,6 +18,7 @@ from engine.kernel_cache import warm_up_kernels  # noqa: E402
 from engine.model import ModelConfig, build_model  # noqa: E402
 from engine.train import Trainer, TrainConfig, epoch_permutation  # noqa: E402
 from imagedata.decode import decode_file  # noqa: E402
+from ops.pixels import PixelRows  # noqa: E402
 from parallel import get_communicator  # noqa: E402
 
 GLOBAL_BATCH = 25  # uneven shards on 2 and 3 ranks (13 + 12, 9 + 8 + 8)
@@ -37,7 +38,7 @@ class Photos:
         self.val_x, self.val_y = self.train_x[:1], self.train_y[:1]
 
     def pixels(self, split, indices):
-        return np.ascontiguousarray(self.train_x[indices]), self.train_y[indices].astype(np.float32)
+        return PixelRows(self.train_x, indices), self.train_y[indices].astype(np.float32)
 
 
 def main(root, out):
