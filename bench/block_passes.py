@@ -1,0 +1,308 @@
+"""Where each fused conv block's time goes: its multiply-adds against the passes that move data.
+
+    python bench/block_passes.py [--batch 256] [--threads 1] [--image-size 128] [--min-seconds 1]
+
+For every conv block of the study's net (random weights; each block's input is the previous block's
+output, the first block's is uint8 pixels), on one batch: the whole fused forward and backward as
+the model calls them (ops.block_numba, one block at a time), then each pass that only moves data,
+timed ALONE over the same batch with the kernels' own helpers and scratch:
+
+    direct blocks (conv1-conv3)  copy into the padded parity planes (forward and again in backward),
+                                 pooling from the accumulator rows, the pooled-gradient scatter
+                                 (with the bias-gradient sum), unpacking the input gradient
+    im2col blocks (conv4, conv5) channel-last copy + im2col, pooling, GEMMs (np.dot on the same
+                                 shapes), padding + tap-major im2col, scatter, col2im
+
+"multiply-adds (the rest)" is the whole pass minus those parts: for the direct blocks, the vector
+loops of multiply-adds plus what the parts miss (accumulator set-up, loop overhead); its GFLOP/s
+against NumPy's sgemm on the same threads, measured in the same process right before, is how close
+the arithmetic itself runs to the machine's ceiling. For the im2col blocks the GEMMs are timed
+themselves. Timings are medians over at least --min-seconds of calls. The parts run alone, so they
+meet the caches differently than inside the block (and inside it they may overlap the arithmetic):
+the rest is an estimate of the multiply-adds' time, not a bound; a rate above sgemm's says a part
+costs less inside the block than alone. Writes bench/results/NAME.json and NAME.md.
+"""
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from parallel.threads import configure_threads  # noqa: E402  (sets thread variables before numpy loads)
+
+
+def _parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--min-seconds", type=float, default=1.0,
+                        help="least total time of the timed calls of each measurement (default 1)")
+    parser.add_argument("--name", default="block_passes")
+    return parser
+
+
+if __name__ == "__main__":
+    ARGS = _parser().parse_args()
+    configure_threads(ARGS.threads)
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+from numba import njit  # noqa: E402
+
+from bench.common import RESULTS, call_times, machine_info, write_result  # noqa: E402
+from bench.flops import layer_flops, load_average, sgemm_gflops  # noqa: E402
+from ops import block_numba, numba_blas, numba_direct, numba_gemm  # noqa: E402
+
+
+# --- the data-moving passes alone, over the batch, one sample after another (one thread) ---
+
+@njit(cache=True)
+def _parity_copies(x, pad, p, wp):
+    for s in range(x.shape[0]):
+        numba_direct._to_parity(x[s], pad, p, wp)
+
+
+@njit(cache=True)
+def _direct_pools(acc, wp, y, code, block):
+    n, o, h2, _ = y.shape
+    for s in range(n):
+        for r0 in range(0, h2, block):
+            nr = min(block, h2 - r0)
+            for oi in range(o):
+                numba_direct._pool(acc[0], acc[1], wp, y[s, oi, r0:r0 + nr], code[s, oi, r0:r0 + nr])
+
+
+@njit(cache=True)
+def _direct_scatters(code, gy, gpad, p, wp):
+    total = 0.0
+    for s in range(code.shape[0]):
+        for oi in range(code.shape[1]):
+            total += numba_direct._scatter(code[s, oi], gy[s, oi], gpad[oi], p, wp)
+    return total
+
+
+@njit(cache=True)
+def _direct_unpacks(acc, wp, gx, gx_block):
+    n, c, h, _ = gx.shape
+    for s in range(n):
+        for r0 in range(0, (h + 1) // 2, gx_block):
+            nr = min(gx_block, (h + 1) // 2 - r0)
+            for ci in range(c):
+                numba_direct._unpack_rows(acc[0], acc[1], wp, r0, nr, gx[s, ci])
+
+
+@njit(cache=True)
+def _im2cols(x, xh, cols, k, stack):
+    n, _, h, wd = x.shape
+    for s in range(n):
+        numba_gemm._to_channel_last(x[s], xh, k // 2)
+        numba_gemm._im2col(xh, cols, (s % stack) * h * wd, h, wd, k)
+
+
+@njit(cache=True)
+def _gemm_pools(pre, b, y, code, wd, stack):
+    hw = 4 * y.shape[2] * y.shape[3]
+    for s in range(y.shape[0]):
+        numba_gemm._pool(pre, (s % stack) * hw, wd, b, y[s], code[s])
+
+
+@njit(cache=True)
+def _forward_gemms(cols, wr, pre, groups):
+    for _ in range(groups):
+        np.dot(cols, wr, pre)
+
+
+@njit(cache=True)
+def _im2cols_t(x, xp, cols_t, k, stack):
+    n, _, h, wd = x.shape
+    for s in range(n):
+        numba_gemm._pad(x[s], xp, k // 2)
+        numba_gemm._im2col_t(xp, cols_t, (s % stack) * h * wd, h, wd, k)
+
+
+@njit(cache=True)
+def _gemm_scatters(code, gy, g, wd, gb, stack):
+    hw = 4 * code.shape[2] * code.shape[3]
+    for s in range(code.shape[0]):
+        if s % stack == 0:
+            g[:] = 0
+        numba_gemm._scatter(code[s], gy[s], g, (s % stack) * hw, wd, gb)
+
+
+@njit(cache=True)
+def _backward_gemms(cols_t, g, wrt, tmp, gcols, groups, need_gx):
+    for _ in range(groups):
+        np.dot(cols_t, g, tmp)
+        if need_gx:
+            np.dot(g, wrt, gcols)
+
+
+@njit(cache=True)
+def _col2ims(gcols, gh, gx, k, stack):
+    n, _, h, wd = gx.shape
+    for s in range(n):
+        numba_gemm._col2im(gcols, (s % stack) * h * wd, gh, gx[s], k)
+
+
+# --- measurement ---
+
+def _median_ms(fn, min_seconds):
+    """Median wall time of fn() in ms over at least 3 calls and min_seconds, after one warm-up."""
+    return 1e3 * statistics.median(call_times(fn, repeats=3, min_seconds=min_seconds))
+
+
+def direct_parts(x, w, code, gy, need_gx, timed):
+    """{part: ms} of a direct block's data-moving passes, each alone over the batch."""
+    n, c, h, wd = x.shape
+    k = w.shape[2]
+    p, wp = k // 2, wd + 2 * (k // 2)
+    dtype = w.dtype
+    xpad, acc, block = block_numba._forward_scratch(x.shape, w.shape, 1, dtype)
+    y = np.empty(gy.shape, dtype)
+    codes = np.empty(gy.shape, np.uint8)
+    _, gpad, bacc, gx_block, _ = block_numba._backward_scratch(x.shape, w.shape, 1, dtype)
+    parts = {
+        "forward: copy into padded planes": timed(lambda: _parity_copies(x, xpad[0], p, wp)),
+        "forward: pooling": timed(lambda: _direct_pools(acc[0], wp, y, codes, block)),
+        "backward: copy into padded planes": timed(lambda: _parity_copies(x, xpad[0], p, wp)),
+        "backward: gradient scatter": timed(lambda: _direct_scatters(code, gy, gpad[0], p, wp)),
+    }
+    if need_gx:
+        gx = np.empty(x.shape, dtype)
+        parts["backward: input-gradient unpack"] = timed(lambda: _direct_unpacks(bacc[0], wp, gx, gx_block))
+    return parts
+
+
+def gemm_parts(x, w, b, code, gy, need_gx, timed):
+    """{part: ms} of an im2col block's passes and GEMMs, each alone over the batch."""
+    n, c, h, wd = x.shape
+    o, k = w.shape[0], w.shape[2]
+    stack = block_numba._stack(h, wd)
+    rows, kk = stack * h * wd, k * k * c
+    groups = -(-n // stack)
+    dtype = w.dtype
+    wr = block_numba._gemm_weights(w)
+    xh = np.zeros((h + k - 1, wd + k - 1, c), dtype)
+    cols = np.zeros((rows, kk), dtype)
+    pre = np.zeros((rows, o), dtype)
+    y = np.empty(gy.shape, dtype)
+    codes = np.empty(gy.shape, np.uint8)
+    xp = np.zeros((c, h + k - 1, wd + k - 1), dtype)
+    cols_t = np.zeros((kk, rows), dtype)
+    g = np.zeros((rows, o), dtype)
+    gb = np.zeros(o, dtype)
+    tmp = np.zeros((kk, o), dtype)
+    gcols = np.zeros((rows, kk), dtype)
+    gh = np.zeros((h + k - 1, wd + k - 1, c), dtype)
+    gx = np.empty(x.shape, dtype)
+    parts = {
+        "forward: channel-last copy + im2col": timed(lambda: _im2cols(x, xh, cols, k, stack)),
+        "forward: GEMM": timed(lambda: _forward_gemms(cols, wr, pre, groups)),
+        "forward: pooling": timed(lambda: _gemm_pools(pre, b, y, codes, wd, stack)),
+        "backward: padding + tap-major im2col": timed(lambda: _im2cols_t(x, xp, cols_t, k, stack)),
+        "backward: gradient scatter": timed(lambda: _gemm_scatters(code, gy, g, wd, gb, stack)),
+        "backward: GEMMs": timed(lambda: _backward_gemms(cols_t, g, np.ascontiguousarray(wr.T), tmp,
+                                                          gcols, groups, need_gx)),
+    }
+    if need_gx:
+        parts["backward: col2im"] = timed(lambda: _col2ims(gcols, gh, gx, k, stack))
+    return parts
+
+
+def measure(batch, image_size, min_seconds):
+    """One row per block: whole forward/backward ms, their parts, FLOPs and the sgemm ceiling."""
+    from engine.model import ModelConfig
+    config = ModelConfig(image_size=image_size)
+
+    def timed(fn):
+        return _median_ms(fn, min_seconds)
+    rng = np.random.default_rng(0)
+    flops = {}
+    for layer, kind, count in layer_flops(config, batch):
+        flops.setdefault(layer, {"forward": 0, "backward": 0})
+        flops[layer]["forward" if kind == "forward" else "backward"] += count
+    x = rng.integers(0, 256, (batch, config.in_channels, image_size, image_size), dtype=np.uint8)
+    channels, rows = config.in_channels, []
+    if numba.get_num_threads() == 1:
+        numba_blas.pin_to_one_thread("numpy")  # the ceiling on one thread too
+    with numba_blas.single_threaded():
+        ceiling, _ = sgemm_gflops()
+        for i, out in enumerate(config.filters, start=1):
+            fan_in = channels * config.kernel_size ** 2
+            w = (rng.standard_normal((out, channels, config.kernel_size, config.kernel_size))
+                 * np.sqrt(2.0 / fan_in)).astype(np.float32)
+            b = np.zeros(out, np.float32)
+            y, code = block_numba.conv_relu_pool_forward(x, w, b)
+            gy = rng.standard_normal(y.shape).astype(np.float32)
+            need_gx = i > 1
+            xf = block_numba._input(x, np.float32, direct=channels < block_numba.GEMM_MIN_CHANNELS)
+            direct = channels < block_numba.GEMM_MIN_CHANNELS
+            parts = (direct_parts(xf, w, code, gy, need_gx, timed) if direct
+                     else gemm_parts(xf, w, b, code, gy, need_gx, timed))
+            rows.append({
+                "block": f"conv{i}", "kernels": "direct" if direct else "im2col + BLAS",
+                "input": list(x.shape), "flops": flops[f"conv{i}"],
+                "forward_ms": timed(lambda: block_numba.conv_relu_pool_forward(x, w, b)),
+                "backward_ms": timed(lambda: block_numba.conv_relu_pool_backward(x, w, code, gy, need_gx)),
+                "parts_ms": parts})
+            x, channels = y, out
+    return {"sgemm_gflops": ceiling, "rows": rows}
+
+
+def _split(row, which):
+    """(whole ms, {part: ms} of this pass, ms of the rest, GFLOP/s of the arithmetic)."""
+    whole = row[f"{which}_ms"]
+    parts = {name.split(": ", 1)[1]: ms for name, ms in row["parts_ms"].items() if name.startswith(which)}
+    gemm = sum(ms for name, ms in parts.items() if name.startswith("GEMM"))
+    moved = sum(ms for name, ms in parts.items() if not name.startswith("GEMM"))
+    rest = whole - moved - gemm
+    arithmetic_ms = gemm if gemm else rest
+    return whole, parts, rest, row["flops"][which] / arithmetic_ms / 1e6
+
+
+def markdown(result, batch, threads, load_before, load_after):
+    """The report: one table per block pass, then a summary line per block."""
+    ceiling = result["sgemm_gflops"]
+    lines = [f"Fused conv blocks of the study's net, batch {batch}, {threads} thread(s): the whole forward "
+             "and backward against the passes that only move data, each timed alone over the same "
+             f"batch (medians). Ceiling: NumPy sgemm {ceiling:.1f} GFLOP/s on the same threads, "
+             f"this process. Load average before / after: {load_before} / {load_after}.", "",
+             "| block | pass | whole ms | data-moving parts (ms, alone) | their share | "
+             "multiply-adds: ms | GFLOP/s | fraction of sgemm |", "|---|---|---|---|---|---|---|---|"]
+    moved_total = whole_total = 0.0
+    for row in result["rows"]:
+        for which in ("forward", "backward"):
+            whole, parts, rest, gflops = _split(row, which)
+            moved = sum(ms for name, ms in parts.items() if not name.startswith("GEMM"))
+            gemm = whole - moved - rest
+            listed = ", ".join(f"{name} {ms:.2f}" for name, ms in parts.items() if not name.startswith("GEMM"))
+            arithmetic = f"{gemm:.2f} (GEMM alone)" if gemm else f"{rest:.2f} (the rest)"
+            lines.append(f"| {row['block']} ({row['kernels']}) | {which} | {whole:.2f} | {listed} | "
+                         f"{moved / whole:.0%} | {arithmetic} | {gflops:.1f} | {gflops / ceiling:.2f} |")
+            moved_total += moved
+            whole_total += whole
+    flops = sum(row["flops"]["forward"] + row["flops"]["backward"] for row in result["rows"])
+    lines += ["", f"All conv blocks: {whole_total:.1f} ms, of which the data-moving passes alone "
+              f"{moved_total:.1f} ms ({moved_total / whole_total:.0%}); the blocks' work at "
+              f"{flops / whole_total / 1e6:.1f} GFLOP/s is {flops / whole_total / 1e6 / ceiling:.2f} of sgemm, "
+              f"and {flops / (whole_total - moved_total) / 1e6 / ceiling:.2f} if those passes cost nothing."]
+    return "\n".join(lines) + "\n"
+
+
+def main(args):
+    """Measure, print and write the report."""
+    load_before = load_average()
+    result = measure(args.batch, args.image_size, args.min_seconds)
+    load_after = load_average()
+    report = markdown(result, args.batch, args.threads, load_before, load_after)
+    write_result(args.name, {"machine": machine_info(), "batch": args.batch, "threads": args.threads,
+                             "image_size": args.image_size, "load_average": [load_before, load_after],
+                             **result})
+    (RESULTS / f"{args.name}.md").write_text(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main(ARGS)
