@@ -93,12 +93,13 @@ def _direct_unpacks(acc, wp, gx, gx_block):
                 numba_direct._unpack_rows(acc[0], acc[1], wp, r0, nr, gx[s, ci])
 
 
-@njit(cache=True)
-def _im2cols(x, xh, cols, k, stack):
+@njit  # (takes kernels as arguments: numba cannot cache it)
+def _im2cols(x, copy, im2col, padded, cols, k, stack):
+    """Per sample: the zero-bordered copy, then its im2col rows (or columns) at the sample's place."""
     n, _, h, wd = x.shape
     for s in range(n):
-        numba_gemm._to_channel_last(x[s], xh, k // 2)
-        numba_gemm._im2col(xh, cols, (s % stack) * h * wd, h, wd, k)
+        copy(x[s], padded, k // 2)
+        im2col(padded, cols, (s % stack) * h * wd, h, wd, k)
 
 
 @njit(cache=True)
@@ -112,14 +113,6 @@ def _gemm_pools(pre, b, y, code, wd, stack):
 def _forward_gemms(cols, wr, pre, groups):
     for _ in range(groups):
         np.dot(cols, wr, pre)
-
-
-@njit(cache=True)
-def _im2cols_t(x, xp, cols_t, k, stack):
-    n, _, h, wd = x.shape
-    for s in range(n):
-        numba_gemm._pad(x[s], xp, k // 2)
-        numba_gemm._im2col_t(xp, cols_t, (s % stack) * h * wd, h, wd, k)
 
 
 @njit(cache=True)
@@ -198,10 +191,12 @@ def gemm_parts(x, w, b, code, gy, need_gx, timed):
     gh = np.zeros((h + k - 1, wd + k - 1, c), dtype)
     gx = np.empty(x.shape, dtype)
     parts = {
-        "forward: channel-last copy + im2col": timed(lambda: _im2cols(x, xh, cols, k, stack)),
+        "forward: channel-last copy + im2col": timed(
+            lambda: _im2cols(x, numba_gemm._to_channel_last, numba_gemm._im2col, xh, cols, k, stack)),
         "forward: GEMM": timed(lambda: _forward_gemms(cols, wr, pre, groups)),
         "forward: pooling": timed(lambda: _gemm_pools(pre, b, y, codes, wd, stack)),
-        "backward: padding + tap-major im2col": timed(lambda: _im2cols_t(x, xp, cols_t, k, stack)),
+        "backward: padding + tap-major im2col": timed(
+            lambda: _im2cols(x, numba_gemm._pad, numba_gemm._im2col_t, xp, cols_t, k, stack)),
         "backward: gradient scatter": timed(lambda: _gemm_scatters(code, gy, g, wd, gb, stack)),
         "backward: GEMMs": timed(lambda: _backward_gemms(cols_t, g, np.ascontiguousarray(wr.T), tmp,
                                                           gcols, groups, need_gx)),
