@@ -217,10 +217,11 @@ def _check_stack(x, ws, bs=None):
 
 
 def _stack_input(x, dtype):
-    """The stack's input as (photos, rows): sample s is photos[rows[s]]. PixelRows are read where
-    they are (e.g. the memory-mapped cache: the batch is never copied); an array is its own source.
-    Read-only either way, so the kernels are compiled once for both."""
-    if isinstance(x, PixelRows):
+    """The stack's input as (photos, rows): sample s is photos[rows[s]]. PixelRows of a C-contiguous
+    array are read where they are (e.g. the memory-mapped cache: the batch is never copied; any
+    other layout is gathered rather than copied whole); an array is its own source. Read-only
+    either way, so the kernels are compiled once for both."""
+    if isinstance(x, PixelRows) and x.source.flags.c_contiguous:
         photos, rows = np.ascontiguousarray(x.source), x.indices
     else:
         photos = _input(x, dtype, direct=True)

@@ -27,7 +27,8 @@ class PixelRows:
         idx = np.asarray(indices, dtype=np.intp).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= len(source)):
             raise IndexError(f"photo index out of range for {len(source)} photos")
-        self.source, self.indices = source, idx
+        self.source = source if isinstance(source, np.ndarray) else np.asarray(source)
+        self.indices = idx
 
     @property
     def shape(self):
@@ -53,6 +54,7 @@ class PixelRows:
         return np.asarray(self.source)[self.indices]
 
     def __array__(self, dtype=None, copy=None):
+        """np.asarray(rows): the gathered batch (a new array whatever `copy` asks)."""
         batch = self.gather()
         return batch if dtype is None else batch.astype(dtype)
 

@@ -76,6 +76,15 @@ def test_stack_reads_photos_named_by_index_where_they_are(case, keep):
             assert np.array_equal(a, b)
 
 
+def test_stack_gathers_photos_named_in_an_array_of_another_layout():
+    x, ws, bs, _ = _case(*CASES[0])
+    rows = PixelRows(np.asfortranarray(x), [4, 0, 2])
+    ys, codes = block_numba.stack_forward(rows, ws, bs)
+    ys_ref, codes_ref = block_numba.stack_forward(x[[4, 0, 2]], ws, bs)
+    for got, ref in zip(ys + codes, ys_ref + codes_ref):
+        assert np.array_equal(got, ref)
+
+
 @pytest.mark.parametrize("case", CASES[:2])
 def test_stack_matches_the_numpy_reference(case):
     x, ws, bs, rng = _case(*case, seed=4)
