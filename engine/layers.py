@@ -49,6 +49,8 @@ class ConvStack:
     def __init__(self, blocks, kernels):
         self.blocks, self.kernels = list(blocks), kernels
         self.reads_pixels = kernels == "fast"  # as for ConvReLUPool
+        # and photos named by index in the dataset (ops.pixels.PixelRows), read where they are
+        self.reads_rows = kernels == "fast"
 
     def __call__(self, x):
         return ConvStackFn(self.kernels)(x, *(t for block in self.blocks for t in block))

@@ -104,11 +104,11 @@ class Model:
     def _as_arrays(self, x, y):
         """x as the first layer reads it, y as a flat vector in the parameters' dtype. uint8 pixels
         stand for x / 255: the fused block reads them as they are (ops/pixels.py), so the float
-        batch is never built, and photos named by index (PixelRows) are not even copied; for
-        separate layers they are gathered and converted here."""
+        batch is never built, and the fast stack reads photos named by index (PixelRows) where they
+        are; any other first layer gets them gathered once here, and separate layers converted."""
         xp, dtype = self.xp, self.theta.dtype
         reads_pixels = getattr(self.layers[0], "reads_pixels", False)
-        if not (reads_pixels and isinstance(x, PixelRows)):
+        if not (getattr(self.layers[0], "reads_rows", False) and isinstance(x, PixelRows)):
             x = xp.asarray(gathered(x))
         if not (is_pixels(x) and reads_pixels):
             x = xp.asarray(pixels_to_float(x, dtype), dtype=dtype)

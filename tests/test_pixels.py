@@ -100,6 +100,25 @@ def test_fast_model_hands_the_pixels_themselves_to_its_first_block(monkeypatch, 
     assert seen[0] == np.uint8 and all(dtype == np.float32 for dtype in seen[1:])
 
 
+@pytest.mark.parametrize("stack_blocks", [True, False])
+def test_photos_named_by_index_reach_the_stack_uncopied_and_a_single_block_gathered_once(monkeypatch,
+                                                                                      stack_blocks):
+    from ops import block_numba
+    seen = []
+    for name in ("conv_relu_pool_forward", "conv_relu_pool_backward", "stack_forward", "stack_backward"):
+        kernel = getattr(block_numba, name)
+        monkeypatch.setattr(block_numba, name, lambda x, *a, f=kernel, **k: seen.append(x) or f(x, *a, **k))
+    images = np.random.default_rng(2).integers(0, 256, (5, 3, 32, 32), dtype=np.uint8)
+    model = build_model(ModelConfig(image_size=32), seed=1, kernels="fast", stack_blocks=stack_blocks)
+    model.loss_and_grad(PixelRows(images, [4, 1]), np.array([0.0, 1.0], np.float32))
+    first = [x for x in seen if x.shape[1] == 3]  # the first block's input, forward and backward
+    assert len(first) == 2 and first[0] is first[1]
+    if stack_blocks:
+        assert isinstance(first[0], PixelRows) and first[0].source is images
+    else:
+        assert isinstance(first[0], np.ndarray) and np.array_equal(first[0], images[[4, 1]])
+
+
 def test_models_on_other_kernels_convert_the_pixels_once_before_the_first_layer(monkeypatch):
     import engine.model as model_module
     calls = []
