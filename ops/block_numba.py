@@ -53,20 +53,22 @@ def _workspace(name, shape, dtype):
 
 
 def _acc_workspace(name, nch, length, dtype):
-    """The direct kernels' accumulator rows: (nch, 4, stride) with stride >= length, rows 1 KiB
-    apart modulo 4 KiB from a 4 KiB-aligned start.
+    """The direct kernels' accumulator rows: (nch, ACC_ROWS, stride) with stride >= length, rows
+    1 KiB apart modulo 4 KiB from a 4 KiB-aligned start.
 
-    The vector loops load and store all four rows of a chunk in every iteration. x86 cores first
-    match a load against earlier stores by the low 12 address bits, so a row whose address is
-    slightly behind another's modulo 4 KiB waits on stores it does not depend on ("4K aliasing");
-    with unlucky strides that halved the pair loops' speed here (measured 31 vs 86 GFLOP/s on one
-    Zen 4 core). 1 KiB spacing keeps the rows far apart."""
+    The loop kernels load and store rows 0-3 in every iteration. x86 cores first match a load
+    against earlier stores by the low 12 address bits, so a row whose address is slightly behind
+    another's modulo 4 KiB waits on stores it does not depend on ("4K aliasing"); with unlucky
+    strides that halved the pair loops' speed here (measured 31 vs 86 GFLOP/s on one Zen 4 core).
+    1 KiB spacing keeps those four rows far apart. (Rows 4-7 repeat the pattern: only the tile
+    writes them, once per pass, so they never wait on each other.)"""
     item = np.dtype(dtype).itemsize
+    rows = numba_direct.ACC_ROWS
     page, quarter = 4096 // item, 1024 // item
     stride = -(-length // page) * page + quarter
-    buf = _workspace(name, (nch * 4 * stride + page,), dtype)
+    buf = _workspace(name, (nch * rows * stride + page,), dtype)
     start = (-(buf.ctypes.data // item)) % page
-    return buf[start:start + nch * 4 * stride].reshape(nch, 4, stride)
+    return buf[start:start + nch * rows * stride].reshape(nch, rows, stride)
 
 
 def _even_split(total, most):

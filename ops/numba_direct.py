@@ -12,10 +12,14 @@ for k = 3 the two rows share 12 input loads for 18 multiply-adds (the positions 
 computed and ignored). The 3x3 loops work on two output channels at once (_taps3_pair,
 _corr3_pair): the same 12 input loads then feed 36 multiply-adds, which makes the loops bound by
 the FMA units rather than by loads (~90 % of the machine's one-thread sgemm rate in isolation).
-The forward pass pools straight from small per-thread accumulator rows (even/odd rows of the two
-channels): the pre-pool activation is never written. Those four rows are loaded and stored in
-every iteration, so the caller places them 1 KiB apart modulo 4 KiB (block_numba._acc_workspace);
-rows at nearby addresses modulo 4 KiB can halve the loop's speed (4K aliasing).
+Those loops load and store their accumulator rows once per input channel; where the output channel
+count allows, the 3x3 forward and input-gradient passes use numba_tile.conv3_tile instead (four
+output channels, the sums in registers across all input channels), and the loops serve the other
+shapes and the weight gradient. The forward pass pools straight from small per-thread accumulator
+rows (even/odd rows of each channel): the pre-pool activation is never written. The loops load and
+store those rows in every iteration, so the caller spreads them evenly modulo 4 KiB
+(block_numba._acc_workspace); rows at nearby addresses modulo 4 KiB can halve the loop's speed (4K
+aliasing).
 
 Backward: the pooled gradient is scattered into padded parity planes G (zero except at the window
 winners). Writing gA/gB for the gradient rows 2r/2r+1 at flat position t,
@@ -32,12 +36,15 @@ import numpy as np
 from numba import njit, prange
 
 from .pixels import input_value
+from .numba_tile import OUTPUTS, conv3_tile
 from .pool_code import RELU_ZERO
 
 # Reassociation lets LLVM vectorise the gw reductions; contraction allows FMA. Both keep results
 # well within float32 tolerance and are fixed at compile time (deterministic).
 FASTMATH = {"reassoc", "contract"}
 VEC = 16
+# accumulator rows per thread: even/odd rows of the tile's output channels (numba_tile)
+ACC_ROWS = 2 * OUTPUTS
 
 
 def plane_len(h, wd, k):
@@ -290,37 +297,62 @@ def _pool(ev, od, wp, ys, cs):
 @njit(cache=True, fastmath=FASTMATH)
 def forward_sample(xs, w, b, ys, cs, pad, acc, block):
     """Fused forward of one sample xs (C, H, W) into ys/cs (O, H/2, W/2). pad (C, 2, plane_len) with
-    zero slack, acc (4, >= block * wp + VEC) accumulator rows; `block` = window rows per pass."""
+    zero slack, acc (ACC_ROWS, >= block * wp + VEC) accumulator rows; `block` = window rows per
+    pass."""
     c, h, wd = xs.shape
     o, k = w.shape[0], w.shape[2]
     p = k // 2
     wp = wd + 2 * p
     h2, w2 = ys.shape[1], ys.shape[2]
-    step = 2 if k == 3 else 1  # output channels per pass (pairs share their input loads)
-    ev, od, ev2, od2 = acc[0], acc[1], acc[2], acc[3]
     _to_parity(xs, pad, p, wp)
+    tiled = k == 3 and o % OUTPUTS == 0
+    step = OUTPUTS if tiled else 2 if k == 3 else 1  # output channels per pass
     for r0 in range(0, h2, block):
         nr = min(block, h2 - r0)
         ln = _round_up((nr - 1) * wp + 2 * w2)
         for oi in range(0, o, step):
-            ev[:ln] = b[oi]
-            od[:ln] = b[oi]
-            if oi + 1 < o and step == 2:
-                ev2[:ln] = b[oi + 1]
-                od2[:ln] = b[oi + 1]
-                for ci in range(c):
-                    _taps3_pair(pad[ci], r0 * wp, ln, wp, w[oi, ci], w[oi + 1, ci], ev, od, ev2, od2)
-                _pool(ev2, od2, wp, ys[oi + 1, r0:r0 + nr], cs[oi + 1, r0:r0 + nr])
+            if tiled:
+                _tiles(pad, r0 * wp, ln, wp, w, oi, b, acc)
             else:
-                for ci in range(c):
-                    _accumulate(pad[ci], r0 * wp, ln, wp, w[oi, ci], ev, od)
-            _pool(ev, od, wp, ys[oi, r0:r0 + nr], cs[oi, r0:r0 + nr])
+                _loop_pass(pad, r0 * wp, ln, wp, w, oi, b, acc)
+            for u in range(min(step, o - oi)):
+                _pool(acc[2 * u], acc[2 * u + 1], wp, ys[oi + u, r0:r0 + nr], cs[oi + u, r0:r0 + nr])
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _tiles(pad, off, ln, wp, w, oi, init, acc):
+    """acc rows 2u / 2u+1 (u < OUTPUTS) = the even / odd rows of output channels oi + u over the ln
+    flat positions from off, started from init[oi + u]: numba_tile.conv3_tile, 16 positions at a
+    time."""
+    planes = pad.ravel()
+    weights = w.ravel()
+    rows = acc.ravel()
+    for t0 in range(0, ln, VEC):
+        conv3_tile(planes, off + t0, wp, pad.shape[2], pad.shape[0], weights, oi, init, rows, acc.shape[1], t0)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _loop_pass(pad, off, ln, wp, w, oi, init, acc):
+    """acc rows 0/1 (and 2/3 for a 3x3 pair) = output channel oi's (and oi + 1's) even/odd rows
+    over ln flat positions from off, with the loop kernels (shapes the tile does not take)."""
+    c, o, k = pad.shape[0], w.shape[0], w.shape[2]
+    ev, od, ev2, od2 = acc[0], acc[1], acc[2], acc[3]
+    ev[:ln] = init[oi]
+    od[:ln] = init[oi]
+    if oi + 1 < o and k == 3:
+        ev2[:ln] = init[oi + 1]
+        od2[:ln] = init[oi + 1]
+        for ci in range(c):
+            _taps3_pair(pad[ci], off, ln, wp, w[oi, ci], w[oi + 1, ci], ev, od, ev2, od2)
+    else:
+        for ci in range(c):
+            _accumulate(pad[ci], off, ln, wp, w[oi, ci], ev, od)
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def direct_forward(x, w, b, y, code, xpad, acc, block, nchunks):
     """Fused forward into y/code, sample by sample on nchunks threads. xpad (nchunks, C, 2,
-    plane_len), acc (nchunks, 4, >= block * wp + VEC): per-thread scratch (forward_sample)."""
+    plane_len), acc (nchunks, ACC_ROWS, >= block * wp + VEC): per-thread scratch (forward_sample)."""
     n = x.shape[0]
     for t in prange(nchunks):
         for s in range(t * n // nchunks, (t + 1) * n // nchunks):
@@ -443,7 +475,8 @@ def _scatter(cs, gs, gp, p, wp):
 def backward_sample(xs, wflip, cs, gys, gxs, gwp, gbp, pad, gp, acc, gx_block, gw_len, need_gx):
     """Fused backward of one sample: adds its weight and bias gradients to gwp (O, C, k, k) and gbp
     (O,), writes its input gradient to gxs (C, H, W) when need_gx. wflip[c, o] = w[o, c] flipped in
-    both axes; pad/gp (C or O, 2, plane_len) with zero slack; acc (4, >= gx_block * wp + VEC);
+    both axes; pad/gp (C or O, 2, plane_len) with zero slack; acc (ACC_ROWS, >= gx_block * wp +
+    VEC);
     gx_block = gx row pairs per pass; gw_len = flat positions per weight-gradient pass."""
     c, h, wd = xs.shape
     o, k = wflip.shape[1], wflip.shape[2]
@@ -456,7 +489,6 @@ def backward_sample(xs, wflip, cs, gys, gxs, gwp, gbp, pad, gp, acc, gx_block, g
     pb, ob = (p + 1) % 2, ((p + 1) // 2) * wp + p
     hh = (h + 1) // 2  # gx row pairs
     step = 2 if k == 3 else 1  # channels per pass (pairs share their input loads)
-    ev, od, ev2, od2 = acc[0], acc[1], acc[2], acc[3]
     _to_parity(xs, pad, p, wp)
     for oi in range(o):
         gbp[oi] += _scatter(cs[oi], gys[oi], gp[oi], p, wp)
@@ -474,23 +506,20 @@ def backward_sample(xs, wflip, cs, gys, gxs, gwp, gbp, pad, gp, acc, gx_block, g
                 for ci in range(c):
                     _correlate(ga, gb, pad[ci], start, ln, wp, gwp[oi, ci])
     if need_gx:
+        tiled = k == 3 and c % OUTPUTS == 0
+        gx_step = OUTPUTS if tiled else 2 if k == 3 else 1  # input channels per pass
+        zeros = np.zeros(c, gp.dtype)
         for r0 in range(0, hh, gx_block):
             nr = min(gx_block, hh - r0)
             ln = _round_up((nr - 1) * wp + wd)
-            for ci in range(0, c, step):
-                ev[:ln] = 0
-                od[:ln] = 0
-                if ci + 1 < c and step == 2:
-                    ev2[:ln] = 0
-                    od2[:ln] = 0
-                    for oi in range(o):
-                        _taps3_pair(gp[oi], r0 * wp, ln, wp, wflip[ci, oi], wflip[ci + 1, oi],
-                                    ev, od, ev2, od2)
-                    _unpack_rows(ev2, od2, wp, r0, nr, gxs[ci + 1])
+            for ci in range(0, c, gx_step):
+                # the input gradient is the forward convolution of G with the flipped kernels
+                if tiled:
+                    _tiles(gp, r0 * wp, ln, wp, wflip, ci, zeros, acc)
                 else:
-                    for oi in range(o):
-                        _accumulate(gp[oi], r0 * wp, ln, wp, wflip[ci, oi], ev, od)
-                _unpack_rows(ev, od, wp, r0, nr, gxs[ci])
+                    _loop_pass(gp, r0 * wp, ln, wp, wflip, ci, zeros, acc)
+                for u in range(min(gx_step, c - ci)):
+                    _unpack_rows(acc[2 * u], acc[2 * u + 1], wp, r0, nr, gxs[ci + u])
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)

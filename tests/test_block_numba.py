@@ -171,13 +171,13 @@ def test_mismatched_shapes_raise():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_accumulator_rows_sit_one_kib_apart_modulo_four_kib(dtype):
-    # The direct kernels load and store four accumulator rows per iteration; rows close together
-    # modulo 4 KiB would stall on each other's stores (4K aliasing).
+    # The loop kernels load and store four accumulator rows per iteration; rows close together
+    # modulo 4 KiB would stall on each other's stores (4K aliasing). The tile writes eight.
     acc = block_numba._acc_workspace("test_acc", 2, 1000, dtype)
-    assert acc.shape[:2] == (2, 4) and acc.shape[2] >= 1000 and acc.flags.c_contiguous
-    starts = [acc[t, r].ctypes.data for t in range(2) for r in range(4)]
+    assert acc.shape[:2] == (2, 8) and acc.shape[2] >= 1000 and acc.flags.c_contiguous
+    starts = [acc[t, r].ctypes.data for t in range(2) for r in range(8)]
     assert starts[0] % 4096 == 0
-    assert [(a - starts[0]) % 4096 for a in starts] == [0, 1024, 2048, 3072] * 2
+    assert [(a - starts[0]) % 4096 for a in starts] == [0, 1024, 2048, 3072] * 4
 
 
 @pytest.mark.parametrize("total,most", [(32, 31), (64, 15), (2110, 2048), (7, 7), (1, 5)])
