@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit, prange
 
 from .pixels import input_value
-from .numba_tile import OUTPUTS, conv3_tile
+from .numba_tile import OUTPUTS, WINDOWS, conv3_tile, conv3_tile_pool
 from .pool_code import RELU_ZERO
 
 # Reassociation lets LLVM vectorise the gw reductions; contraction allows FMA. Both keep results
@@ -305,18 +305,54 @@ def forward_sample(xs, w, b, ys, cs, pad, acc, block):
     wp = wd + 2 * p
     h2, w2 = ys.shape[1], ys.shape[2]
     _to_parity(xs, pad, p, wp)
-    tiled = k == 3 and o % OUTPUTS == 0
+    tiled = pools_in_tile(o, k, wp, w2)
     step = OUTPUTS if tiled else 2 if k == 3 else 1  # output channels per pass
     for r0 in range(0, h2, block):
         nr = min(block, h2 - r0)
         ln = _round_up((nr - 1) * wp + 2 * w2)
         for oi in range(0, o, step):
             if tiled:
-                _tiles(pad, r0 * wp, ln, wp, w, oi, b, acc)
+                _pooled_tiles(pad, r0, nr, ln, wp, w, oi, b, ys, cs)
             else:
                 _loop_pass(pad, r0 * wp, ln, wp, w, oi, b, acc)
-            for u in range(min(step, o - oi)):
-                _pool(acc[2 * u], acc[2 * u + 1], wp, ys[oi + u, r0:r0 + nr], cs[oi + u, r0:r0 + nr])
+                for u in range(min(step, o - oi)):
+                    _pool(acc[2 * u], acc[2 * u + 1], wp, ys[oi + u, r0:r0 + nr], cs[oi + u, r0:r0 + nr])
+
+
+@njit(cache=True)
+def pools_in_tile(o, k, wp, w2):
+    """Whether the forward pass of O output channels, a k x k kernel, padded row stride wp and W/2
+    windows per row runs on numba_tile.conv3_tile_pool: 4 channels per tile; it pools 16 positions
+    into 8 windows, so every window row must start at an even position, and a tile's 8 windows must
+    span at most two rows."""
+    return k == 3 and o % OUTPUTS == 0 and wp % 2 == 0 and w2 + 1 >= WINDOWS
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _pooled_tiles(pad, r0, nr, ln, wp, w, oi, init, ys, cs):
+    """Window rows r0 .. r0 + nr of output channels oi .. oi + 3 (conv + init, pooled in registers by
+    numba_tile.conv3_tile_pool) into ys/cs (O, H/2, W/2), from the ln flat positions of the pass.
+
+    The pass's flat position 2m is window slot m; row rr has wp / 2 = W/2 + 1 slots, the last one
+    over the pad columns. So slot m is window (rr, m - rr * slots): each tile's 8 slots map to at
+    most two runs of consecutive outputs, which the two masks select."""
+    h2, w2 = ys.shape[1], ys.shape[2]
+    slots = wp // 2
+    planes = pad.ravel()
+    weights = w.ravel()
+    values = ys.ravel()
+    codes = cs.ravel()
+    full = (1 << WINDOWS) - 1
+    for t0 in range(0, ln, VEC):
+        m0 = t0 // 2
+        rr = m0 // slots
+        q0 = m0 - rr * slots  # window column of the tile's first slot
+        first_mask = (1 << max(0, min(WINDOWS, w2 - q0))) - 1  # slots of row rr before its pad slot
+        split = slots - q0  # the tile's first slot in row rr + 1
+        second_mask = full & ~((1 << split) - 1) if split < WINDOWS and rr + 1 < nr else 0
+        row = (r0 + rr) * w2
+        conv3_tile_pool(planes, r0 * wp + t0, wp, pad.shape[2], pad.shape[0], weights, oi, init, values, codes,
+                        h2 * w2, row + q0, first_mask, row + w2 + q0 - slots, second_mask)
 
 
 @njit(cache=True, fastmath=FASTMATH)

@@ -8,12 +8,19 @@ four output channels at once, both output rows of each pooling window:
 
 The eight sums (4 channels x even/odd) stay in vector registers across ALL input channels: per
 channel the tile loads the 12 input vectors it needs once and feeds them to 72 fused multiply-adds
-whose weights are broadcast from memory, and it stores the sums once at the end. The loop kernels
-of numba_direct (written for numba's auto-vectoriser) instead load and store their accumulator rows
-once per input channel, which in a whole block keeps them at 60-70 % of the machine's sgemm rate;
-this tile runs at its rate (bench/block_passes.py). numba cannot express "keep this vector in a
-register", hence the IR: the loop over channels is generated with cgutils.for_range and the sums
-live in allocas that LLVM promotes to registers (8 sums + 12 inputs of the 32 AVX-512 registers).
+whose weights are broadcast from memory. The loop kernels of numba_direct (written for numba's
+auto-vectoriser) instead load and store their accumulator rows once per input channel, which in a
+whole block keeps them at 60-70 % of the machine's sgemm rate, against ~95 % for the tile alone
+on one core. numba cannot express "keep this vector in a register", hence the IR: the loop over
+channels is generated with cgutils.for_range and the sums live in allocas that LLVM promotes to
+registers (8 sums + 12 inputs of the 32 AVX-512 registers).
+
+Two ways out of the registers:
+    conv3_tile        stores the sums as rows (the input gradient, unpacked by the caller)
+    conv3_tile_pool   pools them in registers: positions 2q and 2q+1 of the even and odd rows are
+                      one 2x2 window, so the 16 positions give 8 windows, whose value and code
+                      (numba_direct.window_code, the same comparisons lane by lane) it writes
+                      straight to the block's outputs with masked stores
 
 Each sum is one chain of fused multiply-adds in the order (c, i, j), starting from init: fixed at
 compile time, so results do not depend on threads or batch size.
@@ -26,102 +33,191 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .pool_code import RELU_ZERO
+
 LANES = 16  # flat positions per tile (one AVX-512 vector of float32)
 OUTPUTS = 4  # output channels per tile
+WINDOWS = LANES // 2  # pooling windows per tile and channel
+
+_I64 = ir.IntType(64)
+_I32 = ir.IntType(32)
+_I8 = ir.IntType(8)
 
 
-def _is_flat(array, dtype=None):
-    """True for a 1-D C-contiguous float array (of `dtype` when given)."""
-    return (isinstance(array, types.Array) and array.ndim == 1 and array.layout == "C"
-            and array.dtype in (types.float32, types.float64) and (dtype is None or array.dtype == dtype))
+def _is_flat(array, dtype):
+    """True for a 1-D C-contiguous array of `dtype`."""
+    return isinstance(array, types.Array) and array.ndim == 1 and array.layout == "C" and array.dtype == dtype
+
+
+def _const(n):
+    return ir.Constant(_I64, n)
+
+
+def _at(builder, ptr, *offsets):
+    """ptr advanced by each offset (in elements) in turn."""
+    for off in offsets:
+        ptr = builder.gep(ptr, [off])
+    return ptr
+
+
+def _as_intp(context, builder, signature, args):
+    """The call's integer arguments as intp (so index arithmetic has one type)."""
+    return [context.cast(builder, value, ty, types.intp) if isinstance(ty, types.Integer) else value
+            for value, ty in zip(args, signature.args)]
+
+
+def _data(context, builder, ty, value):
+    """Pointer to the first element of an array argument."""
+    return context.make_array(ty)(context, builder, value).data
+
+
+def _tile_sums(context, builder, dtype, pdata, start, wp, plen, channels, wdata, o0, idata):
+    """Emit the tile's accumulation; return [(even, odd)] vectors of the OUTPUTS channels."""
+    elem = context.get_data_type(dtype)
+    vec = ir.VectorType(elem, LANES)
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]),
+                                         f"llvm.fma.v{LANES}{'f32' if dtype == types.float32 else 'f64'}")
+
+    def broadcast(ptr):
+        lane0 = builder.insert_element(ir.Constant(vec, ir.Undefined), builder.load(ptr), ir.Constant(_I32, 0))
+        return builder.shuffle_vector(lane0, ir.Constant(vec, ir.Undefined),
+                                      ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
+
+    def load(ptr):
+        return builder.load(builder.bitcast(ptr, vec.as_pointer()), align=1)
+
+    sums = []  # allocas that LLVM keeps in registers
+    for k in range(OUTPUTS):
+        first = broadcast(_at(builder, idata, builder.add(o0, _const(k))))
+        pair = [cgutils.alloca_once(builder, vec) for _ in range(2)]
+        for slot in pair:
+            builder.store(first, slot)
+        sums.append(pair)
+    with cgutils.for_range(builder, channels) as loop:
+        c = loop.index
+        even = _at(builder, pdata, builder.mul(c, builder.mul(plen, _const(2))), start)  # P_c[0][t]
+        odd = _at(builder, even, plen)  # P_c[1][t]
+        # the 12 input vectors: a0 = P0[t + j], b0 = P1[t + j], a1 = P0[t + wp + j], b1 = P1[t + wp + j];
+        # kernel row i of the even output reads (a0, b0, a1)[i], of the odd output (b0, a1, b1)[i]
+        a0, b0 = ([load(_at(builder, base, _const(j))) for j in range(3)] for base in (even, odd))
+        a1, b1 = ([load(_at(builder, base, wp, _const(j))) for j in range(3)] for base in (even, odd))
+        rows = ((a0, b0, a1), (b0, a1, b1))
+        for k in range(OUTPUTS):
+            taps = _at(builder, wdata, builder.mul(builder.add(builder.mul(builder.add(o0, _const(k)), channels), c),
+                                                   _const(9)))
+            ev, od = builder.load(sums[k][0]), builder.load(sums[k][1])
+            for i in range(3):
+                for j in range(3):
+                    weight = broadcast(_at(builder, taps, _const(3 * i + j)))
+                    ev = builder.call(fma, [weight, rows[0][i][j], ev])
+                    od = builder.call(fma, [weight, rows[1][i][j], od])
+            builder.store(ev, sums[k][0])
+            builder.store(od, sums[k][1])
+    return [(builder.load(ev), builder.load(od)) for ev, od in sums]
+
+
+def _check(planes, w, init, out, counts):
+    """The tile's argument types, or False: flat arrays of one float type, integer counts."""
+    dtype = planes.dtype if isinstance(planes, types.Array) else None
+    return (dtype in (types.float32, types.float64) and all(_is_flat(a, dtype) for a in (planes, w, init, out))
+            and all(isinstance(n, types.Integer) for n in counts))
 
 
 @intrinsic
 def conv3_tile(typingctx, planes, start, wp, plane_len, channels, w, o0, init, acc, acc_stride, acc_start):
-    """Store even/odd sums (module doc) of output channels o0 .. o0+3 at positions start .. start+15
-    to acc[(2 * k + parity) * acc_stride + acc_start + u] for channel o0 + k and u < 16.
+    """Store the even/odd sums (module doc) of output channels o0 .. o0+3 at positions start ..
+    start+15 to acc[(2 * k + parity) * acc_stride + acc_start + u] for channel o0 + k and u < 16.
 
     planes: the `channels` input channels' parity planes, flattened (C, 2, plane_len); w: the
     weights (O, C, 3, 3) flattened; init: one start value per output channel (the bias, or zeros);
     acc: flat output. All 1-D C-contiguous arrays of one float type. No bounds checks: the caller
     guarantees every position read and written exists (numba_direct's plane slack)."""
-    arrays = (planes, w, init, acc)
-    if not all(_is_flat(a, planes.dtype if _is_flat(planes) else None) for a in arrays):
-        return None
-    counts = (start, wp, plane_len, channels, o0, acc_stride, acc_start)
-    if not all(isinstance(n, types.Integer) for n in counts):
+    if not _check(planes, w, init, acc, (start, wp, plane_len, channels, o0, acc_stride, acc_start)):
         return None
     sig = types.void(planes, start, wp, plane_len, channels, w, o0, init, acc, acc_stride, acc_start)
 
     def codegen(context, builder, signature, args):
-        args = [context.cast(builder, value, ty, types.intp) if isinstance(ty, types.Integer) else value
-                for value, ty in zip(args, signature.args)]
-        planes_v, start_v, wp_v, plen_v, chan_v, w_v, o0_v, init_v, acc_v, astride_v, astart_v = args
-        i64 = ir.IntType(64)
-        elem = context.get_data_type(signature.args[0].dtype)
-        vec = ir.VectorType(elem, LANES)
-        fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vec, [vec, vec, vec]),
-            f"llvm.fma.v{LANES}{'f32' if elem == ir.FloatType() else 'f64'}")
+        planes_v, start_v, wp_v, plen_v, chan_v, w_v, o0_v, init_v, acc_v, astride_v, astart_v = \
+            _as_intp(context, builder, signature, args)
+        ty = signature.args
+        sums = _tile_sums(context, builder, ty[0].dtype, _data(context, builder, ty[0], planes_v), start_v, wp_v,
+                          plen_v, chan_v, _data(context, builder, ty[5], w_v), o0_v,
+                          _data(context, builder, ty[7], init_v))
+        adata = _data(context, builder, ty[8], acc_v)
+        for k, pair in enumerate(sums):
+            for parity, value in enumerate(pair):
+                row = _at(builder, adata, builder.add(builder.mul(_const(2 * k + parity), astride_v), astart_v))
+                builder.store(value, builder.bitcast(row, value.type.as_pointer()), align=1)
+        return context.get_dummy_value()
 
-        def data(index, value):
-            return context.make_array(signature.args[index])(context, builder, value).data
+    return sig, codegen
 
-        pdata, wdata, idata, adata = data(0, planes_v), data(5, w_v), data(7, init_v), data(8, acc_v)
 
-        def const(n):
-            return ir.Constant(i64, n)
+@intrinsic
+def conv3_tile_pool(typingctx, planes, start, wp, plane_len, channels, w, o0, init, ys, cs, plane_size, first,
+                    first_mask, second, second_mask):
+    """Pool the tile (module doc) straight into the outputs: for output channel o0 + k, window q < 8
+    (positions start + 2q, start + 2q + 1 of the even and odd rows) has the value and code that
+    numba_direct.window_code gives; they go to ys / cs[(o0 + k) * plane_size + first + q] where bit
+    q of first_mask is set, and to [... + second + q] where bit q of second_mask is (the tile's
+    windows may end one output row and start the next; the masks leave out the windows of the pad
+    columns). ys: float outputs (O, H/2, W/2) flattened, cs: their uint8 codes; start must be even;
+    the other arguments as conv3_tile."""
+    counts = (start, wp, plane_len, channels, o0, plane_size, first, first_mask, second, second_mask)
+    if not (_check(planes, w, init, ys, counts) and _is_flat(cs, types.uint8)):
+        return None
+    sig = types.void(planes, start, wp, plane_len, channels, w, o0, init, ys, cs, plane_size, first, first_mask,
+                     second, second_mask)
 
-        def at(ptr, *offsets):
-            for off in offsets:
-                ptr = builder.gep(ptr, [off])
-            return ptr
+    def codegen(context, builder, signature, args):
+        (planes_v, start_v, wp_v, plen_v, chan_v, w_v, o0_v, init_v, ys_v, cs_v, size_v, first_v, fmask_v,
+         second_v, smask_v) = _as_intp(context, builder, signature, args)
+        ty = signature.args
+        sums = _tile_sums(context, builder, ty[0].dtype, _data(context, builder, ty[0], planes_v), start_v, wp_v,
+                          plen_v, chan_v, _data(context, builder, ty[5], w_v), o0_v,
+                          _data(context, builder, ty[7], init_v))
+        ydata = _data(context, builder, ty[8], ys_v)
+        cdata = _data(context, builder, ty[9], cs_v)
+        elem = context.get_data_type(ty[0].dtype)
+        half = ir.VectorType(elem, WINDOWS)
+        small = ir.VectorType(_I8, WINDOWS)
+        bits = ir.VectorType(ir.IntType(1), WINDOWS)
+        masks = [builder.bitcast(builder.trunc(m, _I8), bits) for m in (fmask_v, smask_v)]
 
-        def broadcast(ptr):
-            """The scalar at ptr in every lane."""
-            lane0 = builder.insert_element(ir.Constant(vec, ir.Undefined), builder.load(ptr),
-                                           ir.Constant(ir.IntType(32), 0))
-            return builder.shuffle_vector(lane0, ir.Constant(vec, ir.Undefined),
-                                          ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+        def masked_store(value, data, index, mask):
+            vty = value.type
+            name = f"llvm.masked.store.v{WINDOWS}{'i8' if vty == small else 'f32' if elem == ir.FloatType() else 'f64'}.p0"
+            store = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), _I32, bits]), name)
+            ptr = builder.bitcast(builder.gep(data, [index]), vty.as_pointer())
+            builder.call(store, [value, ptr, ir.Constant(_I32, 1), mask])
 
-        def load(ptr):
-            return builder.load(builder.bitcast(ptr, vec.as_pointer()), align=1)
+        def lanes(v, first_lane):
+            """Lanes first_lane, first_lane + 2, ... of v: the left (0) or right (1) column of each window."""
+            return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, WINDOWS),
+                                                            list(range(first_lane, LANES, 2))))
 
-        # sums[k][parity]: allocas that LLVM keeps in registers
-        sums = []
-        for k in range(OUTPUTS):
-            start_value = broadcast(at(idata, builder.add(o0_v, const(k))))
-            pair = [cgutils.alloca_once(builder, vec) for _ in range(2)]
-            for slot in pair:
-                builder.store(start_value, slot)
-            sums.append(pair)
+        def code(n):
+            return ir.Constant(small, [n] * WINDOWS)
 
-        with cgutils.for_range(builder, chan_v) as loop:
-            c = loop.index
-            even = at(pdata, builder.mul(c, builder.mul(plen_v, const(2))), start_v)  # P_c[0][t]
-            odd = at(even, plen_v)  # P_c[1][t]
-            # the 12 input vectors: rows a0 = P0[t + j], b0 = P1[t + j], a1 = P0[t + wp + j],
-            # b1 = P1[t + wp + j]; kernel row i of the even output reads (a0, b0, a1)[i], of the odd
-            # output (b0, a1, b1)[i]
-            a0, b0 = ([load(at(base, const(j))) for j in range(3)] for base in (even, odd))
-            a1, b1 = ([load(at(base, wp_v, const(j))) for j in range(3)] for base in (even, odd))
-            rows = ((a0, b0, a1), (b0, a1, b1))
-            for k in range(OUTPUTS):
-                taps = at(wdata, builder.mul(builder.add(builder.mul(builder.add(o0_v, const(k)), chan_v), c),
-                                             const(9)))
-                ev, od = builder.load(sums[k][0]), builder.load(sums[k][1])
-                for i in range(3):
-                    for j in range(3):
-                        weight = broadcast(at(taps, const(3 * i + j)))
-                        ev = builder.call(fma, [weight, rows[0][i][j], ev])
-                        od = builder.call(fma, [weight, rows[1][i][j], od])
-                builder.store(ev, sums[k][0])
-                builder.store(od, sums[k][1])
-
-        for k in range(OUTPUTS):
-            for parity in range(2):
-                row = at(adata, builder.add(builder.mul(const(2 * k + parity), astride_v), astart_v))
-                builder.store(builder.load(sums[k][parity]), builder.bitcast(row, vec.as_pointer()), align=1)
+        zero = ir.Constant(half, [0.0] * WINDOWS)
+        for k, (ev, od) in enumerate(sums):
+            v0, v1, v2, v3 = lanes(ev, 0), lanes(ev, 1), lanes(od, 0), lanes(od, 1)
+            # window_code: the first maximum of (v0, v1 / v2, v3) is the first maximum of the better
+            # pair, the first pair winning ties; 0 and RELU_ZERO when that maximum is <= 0
+            up = builder.fcmp_ordered(">", v1, v0)
+            m01, c01 = builder.select(up, v1, v0), builder.select(up, code(1), code(0))
+            down = builder.fcmp_ordered(">", v3, v2)
+            m23, c23 = builder.select(down, v3, v2), builder.select(down, code(3), code(2))
+            low = builder.fcmp_ordered(">", m23, m01)
+            m, c = builder.select(low, m23, m01), builder.select(low, c23, c01)
+            passed = builder.fcmp_ordered(">", m, zero)
+            value, c = builder.select(passed, m, zero), builder.select(passed, c, code(RELU_ZERO))
+            plane = builder.mul(builder.add(o0_v, _const(k)), size_v)
+            for offset, mask in zip((first_v, second_v), masks):
+                index = builder.add(plane, offset)
+                masked_store(value, ydata, index, mask)
+                masked_store(c, cdata, index, mask)
         return context.get_dummy_value()
 
     return sig, codegen

@@ -11,7 +11,10 @@ from ops.conv import conv2d_forward
 # the im2col + BLAS path, fewer channels the direct kernels. The direct 3x3 kernels work on channel
 # pairs (odd O and C leave a single one) and scatter float32 gradients in 64-bit pairs when the
 # padded width is even (odd W takes the plain path). 66 x 70 needs two row blocks and two
-# weight-gradient passes (block_numba.BLOCK_ELEMS).
+# weight-gradient passes (block_numba.BLOCK_ELEMS). With 4, 8, 12 output (input) channels and a
+# 3x3 kernel the input gradient runs on ops/numba_tile.py's tiles, and so does the forward where the
+# padded width is even and a row has 8 window slots or more (numba_direct.pools_in_tile: 14 x 14
+# is the narrowest, 66 x 70 spans two row blocks; 6 x 6 falls back to the loops).
 SHAPES = [
     (3, 3, 4, 9, 11, 3),
     (2, 3, 5, 10, 12, 3),
@@ -20,6 +23,9 @@ SHAPES = [
     (2, 2, 3, 7, 9, 5),
     (2, 5, 3, 8, 6, 1),
     (5, 4, 8, 16, 16, 3),
+    (2, 4, 4, 66, 70, 3),
+    (1, 8, 12, 10, 14, 3),
+    (2, 4, 4, 6, 6, 3),
     (3, 16, 5, 7, 9, 3),
     (1, 64, 3, 6, 6, 3),
     (2, 17, 2, 5, 8, 5),
