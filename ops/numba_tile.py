@@ -186,7 +186,8 @@ def conv3_tile_pool(typingctx, planes, start, wp, plane_len, channels, w, o0, in
 
         def masked_store(value, data, index, mask):
             vty = value.type
-            name = f"llvm.masked.store.v{WINDOWS}{'i8' if vty == small else 'f32' if elem == ir.FloatType() else 'f64'}.p0"
+            kind = "i8" if vty == small else "f32" if elem == ir.FloatType() else "f64"
+            name = f"llvm.masked.store.v{WINDOWS}{kind}.p0"
             store = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), _I32, bits]), name)
             ptr = builder.bitcast(builder.gep(data, [index]), vty.as_pointer())
