@@ -232,12 +232,18 @@ def measure(batch, image_size, min_seconds):
             y, code = block_numba.conv_relu_pool_forward(x, w, b)
             gy = rng.standard_normal(y.shape).astype(np.float32)
             need_gx = i > 1
-            xf = block_numba._input(x, np.float32, direct=channels < block_numba.GEMM_MIN_CHANNELS)
-            direct = channels < block_numba.GEMM_MIN_CHANNELS
-            parts = (direct_parts(xf, w, code, gy, need_gx, timed) if direct
-                     else gemm_parts(xf, w, b, code, gy, need_gx, timed))
+            forward_direct = block_numba.forward_is_direct(x.shape, w.shape)
+            backward_direct = channels < block_numba.GEMM_MIN_CHANNELS
+            xf = block_numba._input(x, np.float32, direct=forward_direct and backward_direct)
+            parts = {}
+            for direct, which in ((forward_direct, "forward"), (backward_direct, "backward")):
+                found = (direct_parts(xf, w, code, gy, need_gx, timed) if direct
+                         else gemm_parts(xf, w, b, code, gy, need_gx, timed))
+                parts.update({name: ms for name, ms in found.items() if name.startswith(which)})
+            kernels = {(True, True): "direct", (False, False): "im2col + BLAS",
+                       (True, False): "direct forward, im2col + BLAS backward"}[forward_direct, backward_direct]
             rows.append({
-                "block": f"conv{i}", "kernels": "direct" if direct else "im2col + BLAS",
+                "block": f"conv{i}", "kernels": kernels,
                 "input": list(x.shape), "flops": flops[f"conv{i}"],
                 "forward_ms": timed(lambda: block_numba.conv_relu_pool_forward(x, w, b)),
                 "backward_ms": timed(lambda: block_numba.conv_relu_pool_backward(x, w, code, gy, need_gx)),

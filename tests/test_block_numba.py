@@ -14,7 +14,8 @@ from ops.conv import conv2d_forward
 # weight-gradient passes (block_numba.BLOCK_ELEMS). With 4, 8, 12 output (input) channels and a
 # 3x3 kernel the input gradient runs on ops/numba_tile.py's tiles, and so does the forward where the
 # padded width is even and a row has 8 window slots or more (numba_direct.pools_in_tile: 14 x 14
-# is the narrowest, 66 x 70 spans two row blocks; 6 x 6 falls back to the loops).
+# is the narrowest, 66 x 70 spans two row blocks; 6 x 6 falls back to the loops), also from 16 input
+# channels on, where the backward pass takes im2col + BLAS (block_numba.forward_is_direct).
 SHAPES = [
     (3, 3, 4, 9, 11, 3),
     (2, 3, 5, 10, 12, 3),
@@ -27,6 +28,7 @@ SHAPES = [
     (1, 8, 12, 10, 14, 3),
     (2, 4, 4, 6, 6, 3),
     (3, 16, 5, 7, 9, 3),
+    (2, 16, 8, 16, 16, 3),
     (1, 64, 3, 6, 6, 3),
     (2, 17, 2, 5, 8, 5),
     (2, 16, 4, 9, 7, 1),
