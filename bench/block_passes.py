@@ -233,7 +233,7 @@ def measure(batch, image_size, min_seconds):
             gy = rng.standard_normal(y.shape).astype(np.float32)
             need_gx = i > 1
             forward_direct = block_numba.forward_is_direct(x.shape, w.shape)
-            backward_direct = channels < block_numba.GEMM_MIN_CHANNELS
+            backward_direct = block_numba.backward_is_direct(x.shape, w.shape)
             xf = block_numba._input(x, np.float32, direct=forward_direct and backward_direct)
             parts = {}
             for direct, which in ((forward_direct, "forward"), (backward_direct, "backward")):
@@ -241,7 +241,8 @@ def measure(batch, image_size, min_seconds):
                          else gemm_parts(xf, w, b, code, gy, need_gx, timed))
                 parts.update({name: ms for name, ms in found.items() if name.startswith(which)})
             kernels = {(True, True): "direct", (False, False): "im2col + BLAS",
-                       (True, False): "direct forward, im2col + BLAS backward"}[forward_direct, backward_direct]
+                       (True, False): "direct forward, im2col + BLAS backward",
+                       (False, True): "im2col + BLAS forward, direct backward"}[forward_direct, backward_direct]
             rows.append({
                 "block": f"conv{i}", "kernels": kernels,
                 "input": list(x.shape), "flops": flops[f"conv{i}"],

@@ -3,7 +3,8 @@
 Same contract as ops.block.conv_relu_pool_reference / conv_relu_pool_backward_reference. Layers with
 few input channels use the direct kernels of numba_direct.py; wide layers use im2col + BLAS
 (numba_gemm.py), which only pays once the im2col matrix is tall enough (see GEMM_MIN_CHANNELS),
-except for forward passes that the direct kernels' tile takes at any width (forward_is_direct).
+except where the direct kernels' tile makes them faster at any width (forward_is_direct,
+backward_is_direct).
 Work is split over the batch into one fixed index range per numba thread; per-thread scratch
 buffers are kept between calls, keyed by shape and dtype.
 """
@@ -23,6 +24,13 @@ BLOCK_ELEMS = 2048
 # forward / backward GFLOP/s: at 8 channels, 32x32 planes, direct 64 / 56 against im2col 39 / 19; at
 # 16 channels, 16x16 planes, direct 44 / 24 against im2col 56 / 53).
 GEMM_MIN_CHANNELS = 16
+
+# From GEMM_MIN_CHANNELS on, the backward pass stays on the direct kernels while a plane has at
+# least this many positions per input channel (one thread, 64 samples, direct / im2col ms: 16 ch.
+# 16x16 5.6 / 6.5, 16 ch. 32x32 14.2 / 21.6, 32 ch. 32x32 55.8 / 63.1 against 16 ch. 12x12
+# 4.6 / 4.3, 32 ch. 16x16 20.3 / 18.8, 64 ch. 16x16 70.5 / 63.6): the weight gradient's loops
+# reduce their sums once per sample, which short planes pay for.
+DIRECT_BACKWARD_POSITIONS = 16
 
 # Target rows (output positions) of one im2col GEMM: several samples of a small plane are stacked
 # until about this many, so BLAS gets a long enough dimension (bench/kernel_peak_gemm.py).
@@ -161,10 +169,22 @@ def _forward_scratch(x_shape, w_shape, nch, dtype):
     return xpad, acc, block
 
 
+def backward_is_direct(x_shape, w_shape):
+    """Whether the fused backward of an input of x_shape (N, C, H, W) and weights of w_shape runs on
+    the direct kernels: below GEMM_MIN_CHANNELS input channels always; from there on, for 3x3
+    kernels on a multiple of numba_tile.OUTPUTS channels (the input gradient's tile), when a plane
+    has DIRECT_BACKWARD_POSITIONS positions per input channel or more."""
+    _, c, h, wd = x_shape
+    k = w_shape[2]
+    return c < GEMM_MIN_CHANNELS or (k == 3 and c % numba_direct.OUTPUTS == 0
+                                     and h * wd >= DIRECT_BACKWARD_POSITIONS * c)
+
+
 def conv_relu_pool_backward(x, w, code, gy, need_gx=True):
     """Fused backward: (gx or None, gw, gb) exactly as ops.block.conv_relu_pool_backward_reference."""
     dtype = _check(x, w)
-    x = _input(x, dtype, direct=x.shape[1] < GEMM_MIN_CHANNELS)
+    direct = backward_is_direct(x.shape, w.shape)
+    x = _input(x, dtype, direct=direct)
     w = np.ascontiguousarray(w, dtype)
     gy = np.ascontiguousarray(gy, dtype)
     code = np.ascontiguousarray(code, np.uint8)
@@ -176,7 +196,7 @@ def conv_relu_pool_backward(x, w, code, gy, need_gx=True):
     gx = np.empty(x.shape, dtype) if need_gx else np.empty((0, c, h, wd), dtype)
     gw_part = np.empty((nch,) + w.shape, dtype)
     gb_part = np.empty((nch, o), dtype)
-    if c >= GEMM_MIN_CHANNELS:
+    if not direct:
         with numba_blas.single_threaded():
             _gemm_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx)
     else:

@@ -15,7 +15,8 @@ from ops.conv import conv2d_forward
 # 3x3 kernel the input gradient runs on ops/numba_tile.py's tiles, and so does the forward where the
 # padded width is even and a row has 8 window slots or more (numba_direct.pools_in_tile: 14 x 14
 # is the narrowest, 66 x 70 spans two row blocks; 6 x 6 falls back to the loops), also from 16 input
-# channels on, where the backward pass takes im2col + BLAS (block_numba.forward_is_direct).
+# channels on (block_numba.forward_is_direct); so does the backward of 16 channels at 16 x 16
+# (backward_is_direct), while 16 channels at 7 x 9 and 64 channels take im2col + BLAS.
 SHAPES = [
     (3, 3, 4, 9, 11, 3),
     (2, 3, 5, 10, 12, 3),
