@@ -5,7 +5,7 @@ import pytest
 
 from bench.epoch_time import PARTS, Stopwatch, epoch_breakdown, epoch_row
 from bench.epoch_time import markdown as epoch_markdown
-from bench.step_time import markdown_tables, row_figures
+from bench.step_time import higher_ceiling, markdown_tables, row_figures
 
 
 def spec(kind, variant, pass_, batch):
@@ -23,6 +23,13 @@ def test_row_figures_compare_median_with_median_and_best_with_best():
     assert row["fraction_best"] == pytest.approx(30 / 80.0)
     no_ceiling = row_figures(spec("engine", "cuda", "eval", 32), times, flops=3e9, sgemm=None)
     assert no_ceiling["fraction_median"] is None and no_ceiling["gflops_best"] == pytest.approx(30)
+
+
+def test_ceiling_takes_the_higher_median_and_best_of_the_two_sgemm_measurements():
+    # a burst of other load during one measurement lowers it; the row must not be divided by it
+    assert higher_ceiling((130.0, 190.0), (185.0, 188.0)) == (185.0, 190.0)
+    assert higher_ceiling((186.0, 192.0), (120.0, 150.0)) == (186.0, 192.0)
+    assert higher_ceiling(None, None) is None
 
 
 def full_row(kind, variant, pass_, batch, seconds, sgemm=(100.0, 120.0)):
