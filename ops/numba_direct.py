@@ -39,6 +39,13 @@ from .pixels import input_value
 from .numba_tile import OUTPUTS, WINDOWS, conv3_tile, conv3_tile_pool
 from .pool_code import RELU_ZERO
 
+# numba's on-disk cache of these kernels is keyed to this file alone, yet they compile in code from
+# the files below. Each entry is the start of that file's SHA-256, so that a change there must
+# change this file too, and the cached kernels are recompiled instead of silently kept
+# (tests/test_kernel_cache.py fails until the digest is updated).
+CACHE_DEPENDS_ON = {"numba_tile.py": "56ef95389633754a", "pixels.py": "db8f827d761c40cc",
+                    "pool_code.py": "3021576932a8b343"}
+
 # Reassociation lets LLVM vectorise the gw reductions; contraction allows FMA. Both keep results
 # well within float32 tolerance and are fixed at compile time (deterministic).
 FASTMATH = {"reassoc", "contract"}

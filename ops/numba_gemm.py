@@ -25,6 +25,10 @@ from numba import njit, prange
 from .numba_direct import window_code
 from .pool_code import RELU_ZERO
 
+# numba's cache is keyed to this file alone; the digests of the files whose code these kernels
+# compile in (see numba_direct.CACHE_DEPENDS_ON).
+CACHE_DEPENDS_ON = {"numba_direct.py": "9af6b7bb48c3e3d5", "pool_code.py": "3021576932a8b343"}
+
 
 @njit(cache=True)
 def _rows(buf, m):

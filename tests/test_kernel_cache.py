@@ -1,9 +1,16 @@
 """The compile notice's trigger: numba's cache counts as cold exactly when it holds no index for
-some fast kernel (a fresh NUMBA_CACHE_DIR), and warm once the kernels were compiled into it."""
+some fast kernel (a fresh NUMBA_CACHE_DIR), and warm once the kernels were compiled into it; and
+the kernels' files record the files whose code they compile in, so the cache cannot go stale."""
+import ast
+import hashlib
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from ops import numba_direct, numba_gemm
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK = "from engine.kernel_cache import kernel_cache_is_cold; print(kernel_cache_is_cold())"
@@ -51,3 +58,17 @@ def test_an_empty_cache_is_cold_and_a_filled_one_is_not(tmp_path):
                           cwd=ROOT, timeout=900)
     assert warm.returncode == 0, warm.stderr
     assert warm.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("module", [numba_direct, numba_gemm])
+def test_cached_kernels_record_the_files_whose_code_they_compile_in(module):
+    # numba's on-disk cache is invalidated only by a change to the kernel's own file: a helper it
+    # inlines from another file could change and leave stale compiled code behind, unless the
+    # kernel's file records that file's digest (and so must change with it)
+    source = Path(module.__file__)
+    imported = {f"{node.module}.py" for node in ast.walk(ast.parse(source.read_text()))
+                if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module}
+    assert imported == set(module.CACHE_DEPENDS_ON)
+    for name, digest in module.CACHE_DEPENDS_ON.items():
+        actual = hashlib.sha256((source.parent / name).read_bytes()).hexdigest()[:16]
+        assert actual == digest, f"ops/{name} changed: set CACHE_DEPENDS_ON[{name!r}] = {actual!r} in ops/{source.name}"
