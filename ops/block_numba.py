@@ -52,7 +52,9 @@ class BlockShapeError(ValueError):
 def _workspace(name, shape, dtype):
     """A zero-initialised scratch buffer reused by every call with the same name, shape and dtype.
 
-    Callers rely on regions they never write staying zero (the padding borders)."""
+    Callers rely on regions they never write staying zero (the padding borders), so the name must
+    pin down which regions those are: padded planes are named with their image size, as two sizes
+    can share a plane length but not its pad columns (9 x 14 and 12 x 12 both take 147)."""
     key = (name, shape, np.dtype(dtype).str)
     buf = _workspaces.get(key)
     if buf is None:
@@ -62,15 +64,14 @@ def _workspace(name, shape, dtype):
 
 
 def _acc_workspace(name, nch, length, dtype):
-    """The direct kernels' accumulator rows: (nch, ACC_ROWS, stride) with stride >= length, rows
-    1 KiB apart modulo 4 KiB from a 4 KiB-aligned start.
+    """The direct loop kernels' accumulator rows: (nch, ACC_ROWS, stride) with stride >= length,
+    rows 1 KiB apart modulo 4 KiB from a 4 KiB-aligned start.
 
-    The loop kernels load and store rows 0-3 in every iteration. x86 cores first match a load
-    against earlier stores by the low 12 address bits, so a row whose address is slightly behind
-    another's modulo 4 KiB waits on stores it does not depend on ("4K aliasing"); with unlucky
-    strides that halved the pair loops' speed here (measured 31 vs 86 GFLOP/s on one Zen 4 core).
-    1 KiB spacing keeps those four rows far apart. (Rows 4-7 repeat the pattern: only the tile
-    writes them, once per pass, so they never wait on each other.)"""
+    The loops load and store all four rows of a chunk in every iteration. x86 cores first match a
+    load against earlier stores by the low 12 address bits, so a row whose address is slightly
+    behind another's modulo 4 KiB waits on stores it does not depend on ("4K aliasing"); with
+    unlucky strides that halved the pair loops' speed here (measured 31 vs 86 GFLOP/s on one Zen 4
+    core). 1 KiB spacing keeps the rows far apart."""
     item = np.dtype(dtype).itemsize
     rows = numba_direct.ACC_ROWS
     page, quarter = 4096 // item, 1024 // item
@@ -164,7 +165,7 @@ def _forward_scratch(x_shape, w_shape, nch, dtype):
     k = w_shape[2]
     wp = wd + 2 * (k // 2)
     block = _even_split(h // 2, max(1, BLOCK_ELEMS // wp))
-    xpad = _workspace("xpad", (nch, c, 2, numba_direct.plane_len(h, wd, k)), dtype)
+    xpad = _workspace(("xpad", h, wd, k), (nch, c, 2, numba_direct.plane_len(h, wd, k)), dtype)
     acc = _acc_workspace("acc", nch, block * wp + numba_direct.VEC, dtype)
     return xpad, acc, block
 
@@ -222,8 +223,8 @@ def _backward_scratch(x_shape, w_shape, nch, dtype):
     vec = numba_direct.VEC
     gw_len = -(-_even_split(total, BLOCK_ELEMS) // vec) * vec
     plane = numba_direct.plane_len(h, wd, k)
-    xpad = _workspace("xpad", (nch, c, 2, plane), dtype)
-    gpad = _workspace("gpad", (nch, o, 2, plane), dtype)
+    xpad = _workspace(("xpad", h, wd, k), (nch, c, 2, plane), dtype)
+    gpad = _workspace(("gpad", h, wd, k), (nch, o, 2, plane), dtype)
     acc = _acc_workspace("acc", nch, gx_block * wp + numba_direct.VEC, dtype)
     return xpad, gpad, acc, gx_block, gw_len
 

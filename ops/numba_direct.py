@@ -12,12 +12,13 @@ for k = 3 the two rows share 12 input loads for 18 multiply-adds (the positions 
 computed and ignored). The 3x3 loops work on two output channels at once (_taps3_pair,
 _corr3_pair): the same 12 input loads then feed 36 multiply-adds, which makes the loops bound by
 the FMA units rather than by loads (~90 % of the machine's one-thread sgemm rate in isolation).
-Those loops load and store their accumulator rows once per input channel; where the output channel
-count allows, the 3x3 forward and input-gradient passes use numba_tile.conv3_tile instead (four
-output channels, the sums in registers across all input channels), and the loops serve the other
-shapes and the weight gradient. The forward pass pools straight from small per-thread accumulator
-rows (even/odd rows of each channel): the pre-pool activation is never written. The loops load and
-store those rows in every iteration, so the caller spreads them evenly modulo 4 KiB
+Those loops load and store their accumulator rows once per input channel; where the channel counts
+and the plane allow, the 3x3 forward and input-gradient passes use numba_tile's tiles instead (four
+output channels, the sums in registers across all input channels, written straight to the outputs:
+conv3_tile_pool pools them first, conv3_tile_rows stores them), and the loops serve the other
+shapes and the weight gradient. The forward loops pool straight from small per-thread accumulator
+rows (even/odd rows of two channels): the pre-pool activation is never written. They load and store
+those four rows in every iteration, so the caller places them 1 KiB apart modulo 4 KiB
 (block_numba._acc_workspace); rows at nearby addresses modulo 4 KiB can halve the loop's speed (4K
 aliasing).
 
@@ -36,22 +37,22 @@ import numpy as np
 from numba import njit, prange
 
 from .pixels import input_value
-from .numba_tile import OUTPUTS, WINDOWS, conv3_tile, conv3_tile_pool
+from .numba_tile import OUTPUTS, WINDOWS, conv3_tile_pool, conv3_tile_rows
 from .pool_code import RELU_ZERO
 
 # numba's on-disk cache of these kernels is keyed to this file alone, yet they compile in code from
 # the files below. Each entry is the start of that file's SHA-256, so that a change there must
 # change this file too, and the cached kernels are recompiled instead of silently kept
 # (tests/test_kernel_cache.py fails until the digest is updated).
-CACHE_DEPENDS_ON = {"numba_tile.py": "56ef95389633754a", "pixels.py": "db8f827d761c40cc",
+CACHE_DEPENDS_ON = {"numba_tile.py": "184999784a11e066", "pixels.py": "db8f827d761c40cc",
                     "pool_code.py": "3021576932a8b343"}
 
 # Reassociation lets LLVM vectorise the gw reductions; contraction allows FMA. Both keep results
 # well within float32 tolerance and are fixed at compile time (deterministic).
 FASTMATH = {"reassoc", "contract"}
 VEC = 16
-# accumulator rows per thread: even/odd rows of the tile's output channels (numba_tile)
-ACC_ROWS = 2 * OUTPUTS
+# accumulator rows per thread: even/odd rows of the loop kernels' two output channels
+ACC_ROWS = 4
 
 
 def plane_len(h, wd, k):
@@ -363,15 +364,31 @@ def _pooled_tiles(pad, r0, nr, ln, wp, w, oi, init, ys, cs):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _tiles(pad, off, ln, wp, w, oi, init, acc):
-    """acc rows 2u / 2u+1 (u < OUTPUTS) = the even / odd rows of output channels oi + u over the ln
-    flat positions from off, started from init[oi + u]: numba_tile.conv3_tile, 16 positions at a
-    time."""
-    planes = pad.ravel()
-    weights = w.ravel()
-    rows = acc.ravel()
+def _gradient_tiles(gp, r0, nr, ln, wp, wflip, ci, zeros, gxs):
+    """Row pairs r0 .. r0 + nr of the input gradient's channels ci .. ci + 3 (G convolved with the
+    flipped kernels, numba_tile.conv3_tile_rows) straight into gxs (C, H, W), from the ln flat
+    positions of the pass.
+
+    Flat position m of the pass is column m - rr * wp of row pair rr (rows 2(r0 + rr) and one below,
+    which an odd H lacks at its end); columns W and W + 1 lie over the pad. With wp >= 16 a tile's
+    16 positions fall in at most two row pairs, which the two pairs of masks select."""
+    h, wd = gxs.shape[1], gxs.shape[2]
+    planes = gp.ravel()
+    weights = wflip.ravel()
+    out = gxs.ravel()
     for t0 in range(0, ln, VEC):
-        conv3_tile(planes, off + t0, wp, pad.shape[2], pad.shape[0], weights, oi, init, rows, acc.shape[1], t0)
+        rr = t0 // wp
+        x0 = t0 - rr * wp  # column of the tile's first position
+        row = 2 * (r0 + rr)
+        first_even = (1 << max(0, min(VEC, wd - x0))) - 1
+        first_odd = first_even if row + 1 < h else 0
+        split = wp - x0  # the tile's first position in row pair rr + 1
+        second_even = 0
+        if split < VEC and rr + 1 < nr:
+            second_even = ((1 << min(VEC, split + wd)) - 1) & ~((1 << split) - 1)
+        second_odd = second_even if row + 3 < h else 0
+        conv3_tile_rows(planes, r0 * wp + t0, wp, gp.shape[2], gp.shape[0], weights, ci, zeros, out, h * wd, wd,
+                        row * wd + x0, first_even, first_odd, (row + 2) * wd + x0 - wp, second_even, second_odd)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -549,7 +566,7 @@ def backward_sample(xs, wflip, cs, gys, gxs, gwp, gbp, pad, gp, acc, gx_block, g
                 for ci in range(c):
                     _correlate(ga, gb, pad[ci], start, ln, wp, gwp[oi, ci])
     if need_gx:
-        tiled = k == 3 and c % OUTPUTS == 0
+        tiled = k == 3 and c % OUTPUTS == 0 and wp >= VEC
         gx_step = OUTPUTS if tiled else 2 if k == 3 else 1  # input channels per pass
         zeros = np.zeros(c, gp.dtype)
         for r0 in range(0, hh, gx_block):
@@ -558,11 +575,11 @@ def backward_sample(xs, wflip, cs, gys, gxs, gwp, gbp, pad, gp, acc, gx_block, g
             for ci in range(0, c, gx_step):
                 # the input gradient is the forward convolution of G with the flipped kernels
                 if tiled:
-                    _tiles(gp, r0 * wp, ln, wp, wflip, ci, zeros, acc)
+                    _gradient_tiles(gp, r0, nr, ln, wp, wflip, ci, zeros, gxs)
                 else:
                     _loop_pass(gp, r0 * wp, ln, wp, wflip, ci, zeros, acc)
-                for u in range(min(gx_step, c - ci)):
-                    _unpack_rows(acc[2 * u], acc[2 * u + 1], wp, r0, nr, gxs[ci + u])
+                    for u in range(min(gx_step, c - ci)):
+                        _unpack_rows(acc[2 * u], acc[2 * u + 1], wp, r0, nr, gxs[ci + u])
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)

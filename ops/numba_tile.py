@@ -17,7 +17,7 @@ with cgutils.for_range and the sums live in allocas that LLVM promotes to regist
 inputs of the 32 AVX-512 registers).
 
 Two ways out of the registers:
-    conv3_tile        stores the sums as rows (the input gradient, unpacked by the caller)
+    conv3_tile_rows   stores the sums into the rows of the output planes (the input gradient)
     conv3_tile_pool   pools them in registers: positions 2q and 2q+1 of the even and odd rows are
                       one 2x2 window, so the 16 positions give 8 windows, whose value and code
                       (numba_direct.window_code, the same comparisons lane by lane) it writes
@@ -124,31 +124,55 @@ def _check(planes, w, init, out, counts):
             and all(isinstance(n, types.Integer) for n in counts))
 
 
+def _masked_store(builder, value, data, index, bits):
+    """Store the lanes of vector `value` whose bit is set in the integer `bits` (lane u: bit u) to
+    data[index + u], touching no other memory (llvm.masked.store: AVX-512 mask registers)."""
+    vty = value.type
+    lanes = vty.count
+    mask = builder.bitcast(builder.trunc(bits, ir.IntType(lanes)), ir.VectorType(ir.IntType(1), lanes))
+    elem = vty.element
+    kind = "i8" if elem == _I8 else "f32" if elem == ir.FloatType() else "f64"
+    store = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), _I32, mask.type]),
+        f"llvm.masked.store.v{lanes}{kind}.p0")
+    builder.call(store, [value, builder.bitcast(builder.gep(data, [index]), vty.as_pointer()),
+                         ir.Constant(_I32, 1), mask])
+
+
 @intrinsic
-def conv3_tile(typingctx, planes, start, wp, plane_len, channels, w, o0, init, acc, acc_stride, acc_start):
-    """Store the even/odd sums (module doc) of output channels o0 .. o0+3 at positions start ..
-    start+15 to acc[(2 * k + parity) * acc_stride + acc_start + u] for channel o0 + k and u < 16.
+def conv3_tile_rows(typingctx, planes, start, wp, plane_len, channels, w, o0, init, out, plane_size, row_stride,
+                    first, first_even, first_odd, second, second_even, second_odd):
+    """Store the tile's sums (module doc) straight into output planes: for output channel o0 + k
+    and lane u (position start + u), the even sum to out[(o0 + k) * plane_size + first + u] where
+    bit u of first_even is set, the odd sum to out[... + first + row_stride + u] where bit u of
+    first_odd is; likewise from `second` with second_even / second_odd (the lanes past the end of
+    the row pair start the next one; the masks leave out the pad columns and rows past the plane).
 
     planes: the `channels` input channels' parity planes, flattened (C, 2, plane_len); w: the
     weights (O, C, 3, 3) flattened; init: one start value per output channel (the bias, or zeros);
-    acc: flat output. All 1-D C-contiguous arrays of one float type. No bounds checks: the caller
-    guarantees every position read and written exists (numba_direct's plane slack)."""
-    if not _check(planes, w, init, acc, (start, wp, plane_len, channels, o0, acc_stride, acc_start)):
+    out: the output planes (O, H, W) flattened, row_stride = W. All 1-D C-contiguous arrays of one
+    float type. No bounds checks on the reads: the caller guarantees every position read exists
+    (numba_direct's plane slack)."""
+    counts = (start, wp, plane_len, channels, o0, plane_size, row_stride, first, first_even, first_odd, second,
+              second_even, second_odd)
+    if not _check(planes, w, init, out, counts):
         return None
-    sig = types.void(planes, start, wp, plane_len, channels, w, o0, init, acc, acc_stride, acc_start)
+    sig = types.void(planes, start, wp, plane_len, channels, w, o0, init, out, *counts[5:])
 
     def codegen(context, builder, signature, args):
-        planes_v, start_v, wp_v, plen_v, chan_v, w_v, o0_v, init_v, acc_v, astride_v, astart_v = \
-            _as_intp(context, builder, signature, args)
+        (planes_v, start_v, wp_v, plen_v, chan_v, w_v, o0_v, init_v, out_v, size_v, stride_v, first_v, fe_v,
+         fo_v, second_v, se_v, so_v) = _as_intp(context, builder, signature, args)
         ty = signature.args
         sums = _tile_sums(context, builder, ty[0].dtype, _data(context, builder, ty[0], planes_v), start_v, wp_v,
                           plen_v, chan_v, _data(context, builder, ty[5], w_v), o0_v,
                           _data(context, builder, ty[7], init_v))
-        adata = _data(context, builder, ty[8], acc_v)
-        for k, pair in enumerate(sums):
-            for parity, value in enumerate(pair):
-                row = _at(builder, adata, builder.add(builder.mul(_const(2 * k + parity), astride_v), astart_v))
-                builder.store(value, builder.bitcast(row, value.type.as_pointer()), align=1)
+        odata = _data(context, builder, ty[8], out_v)
+        for k, (even, odd) in enumerate(sums):
+            plane = builder.mul(builder.add(o0_v, _const(k)), size_v)
+            for offset, even_bits, odd_bits in ((first_v, fe_v, fo_v), (second_v, se_v, so_v)):
+                index = builder.add(plane, offset)
+                _masked_store(builder, even, odata, index, even_bits)
+                _masked_store(builder, odd, odata, builder.add(index, stride_v), odd_bits)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -163,7 +187,7 @@ def conv3_tile_pool(typingctx, planes, start, wp, plane_len, channels, w, o0, in
     q of first_mask is set, and to [... + second + q] where bit q of second_mask is (the tile's
     windows may end one output row and start the next; the masks leave out the windows of the pad
     columns). ys: float outputs (O, H/2, W/2) flattened, cs: their uint8 codes; start must be even;
-    the other arguments as conv3_tile."""
+    the other arguments as conv3_tile_rows."""
     counts = (start, wp, plane_len, channels, o0, plane_size, first, first_mask, second, second_mask)
     if not (_check(planes, w, init, ys, counts) and _is_flat(cs, types.uint8)):
         return None
@@ -182,17 +206,6 @@ def conv3_tile_pool(typingctx, planes, start, wp, plane_len, channels, w, o0, in
         elem = context.get_data_type(ty[0].dtype)
         half = ir.VectorType(elem, WINDOWS)
         small = ir.VectorType(_I8, WINDOWS)
-        bits = ir.VectorType(ir.IntType(1), WINDOWS)
-        masks = [builder.bitcast(builder.trunc(m, _I8), bits) for m in (fmask_v, smask_v)]
-
-        def masked_store(value, data, index, mask):
-            vty = value.type
-            kind = "i8" if vty == small else "f32" if elem == ir.FloatType() else "f64"
-            name = f"llvm.masked.store.v{WINDOWS}{kind}.p0"
-            store = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), _I32, bits]), name)
-            ptr = builder.bitcast(builder.gep(data, [index]), vty.as_pointer())
-            builder.call(store, [value, ptr, ir.Constant(_I32, 1), mask])
 
         def lanes(v, first_lane):
             """Lanes first_lane, first_lane + 2, ... of v: the left (0) or right (1) column of each window."""
@@ -216,10 +229,10 @@ def conv3_tile_pool(typingctx, planes, start, wp, plane_len, channels, w, o0, in
             passed = builder.fcmp_ordered(">", m, zero)
             value, c = builder.select(passed, m, zero), builder.select(passed, c, code(RELU_ZERO))
             plane = builder.mul(builder.add(o0_v, _const(k)), size_v)
-            for offset, mask in zip((first_v, second_v), masks):
+            for offset, bits in ((first_v, fmask_v), (second_v, smask_v)):
                 index = builder.add(plane, offset)
-                masked_store(value, ydata, index, mask)
-                masked_store(c, cdata, index, mask)
+                _masked_store(builder, value, ydata, index, bits)
+                _masked_store(builder, c, cdata, index, bits)
         return context.get_dummy_value()
 
     return sig, codegen

@@ -14,7 +14,8 @@ from ops.conv import conv2d_forward
 # weight-gradient passes (block_numba.BLOCK_ELEMS). With 4, 8, 12 output (input) channels and a
 # 3x3 kernel the input gradient runs on ops/numba_tile.py's tiles, and so does the forward where the
 # padded width is even and a row has 8 window slots or more (numba_direct.pools_in_tile: 14 x 14
-# is the narrowest, 66 x 70 spans two row blocks; 6 x 6 falls back to the loops), also from 16 input
+# is the narrowest, 66 x 70 spans two row blocks, 9 rows leave the input gradient's last row pair
+# one row short; 6 x 6 falls back to the loops), also from 16 input
 # channels on (block_numba.forward_is_direct); so does the backward of 16 channels at 16 x 16
 # (backward_is_direct), while 16 channels at 7 x 9 and 64 channels take im2col + BLAS.
 SHAPES = [
@@ -27,6 +28,7 @@ SHAPES = [
     (5, 4, 8, 16, 16, 3),
     (2, 4, 4, 66, 70, 3),
     (1, 8, 12, 10, 14, 3),
+    (1, 4, 4, 9, 14, 3),
     (2, 4, 4, 6, 6, 3),
     (3, 16, 5, 7, 9, 3),
     (2, 16, 8, 16, 16, 3),
@@ -181,12 +183,12 @@ def test_mismatched_shapes_raise():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_accumulator_rows_sit_one_kib_apart_modulo_four_kib(dtype):
     # The loop kernels load and store four accumulator rows per iteration; rows close together
-    # modulo 4 KiB would stall on each other's stores (4K aliasing). The tile writes eight.
+    # modulo 4 KiB would stall on each other's stores (4K aliasing).
     acc = block_numba._acc_workspace("test_acc", 2, 1000, dtype)
-    assert acc.shape[:2] == (2, 8) and acc.shape[2] >= 1000 and acc.flags.c_contiguous
-    starts = [acc[t, r].ctypes.data for t in range(2) for r in range(8)]
+    assert acc.shape[:2] == (2, 4) and acc.shape[2] >= 1000 and acc.flags.c_contiguous
+    starts = [acc[t, r].ctypes.data for t in range(2) for r in range(4)]
     assert starts[0] % 4096 == 0
-    assert [(a - starts[0]) % 4096 for a in starts] == [0, 1024, 2048, 3072] * 4
+    assert [(a - starts[0]) % 4096 for a in starts] == [0, 1024, 2048, 3072] * 2
 
 
 @pytest.mark.parametrize("total,most", [(32, 31), (64, 15), (2110, 2048), (7, 7), (1, 5)])
@@ -195,3 +197,12 @@ def test_even_split_uses_fewest_pieces_of_nearly_equal_size(total, most):
     pieces = -(-total // most)
     assert size <= most and -(-total // size) == pieces
     assert pieces * size - total < pieces
+
+
+def test_two_sizes_sharing_a_plane_length_do_not_share_dirty_pad_columns():
+    # 9 x 14 and 12 x 12 planes have the same flat length but different pad columns; a scratch
+    # buffer keyed by shape alone kept the first size's values where the second needs zeros
+    from ops import numba_direct
+    assert numba_direct.plane_len(9, 14, 3) == numba_direct.plane_len(12, 12, 3)
+    for shape in ((2, 4, 4, 9, 14, 3), (2, 4, 4, 12, 12, 3), (2, 4, 4, 9, 14, 3)):
+        _assert_float64_matches_reference(*_data(shape, np.float64, seed=5))
