@@ -8,9 +8,10 @@ the model calls them (ops.block_numba, one block at a time), then each pass that
 timed ALONE over the same batch with the kernels' own helpers and scratch:
 
     direct blocks (conv1-conv3)  copy into the padded parity planes (forward and again in backward),
-                                 pooling from the accumulator rows (none where the tile pools in
-                                 registers: ops/numba_tile.py), the pooled-gradient scatter (with
-                                 the bias-gradient sum), unpacking the input gradient
+                                 pooling from the accumulator rows and unpacking the input gradient
+                                 from them (neither where ops/numba_tile.py's tiles write the
+                                 outputs themselves), the pooled-gradient scatter (with the
+                                 bias-gradient sum)
     im2col blocks (conv4, conv5) channel-last copy + im2col, pooling, GEMMs (np.dot on the same
                                  shapes), padding + tap-major im2col, scatter, col2im
 
@@ -162,7 +163,7 @@ def direct_parts(x, w, code, gy, need_gx, timed):
         parts["forward: pooling"] = timed(lambda: _direct_pools(acc[0], wp, y, codes, block))
     parts["backward: copy into padded planes"] = timed(lambda: _parity_copies(x, xpad[0], p, wp))
     parts["backward: gradient scatter"] = timed(lambda: _direct_scatters(code, gy, gpad[0], p, wp))
-    if need_gx:
+    if need_gx and not numba_direct.gradient_in_tile(c, k, wp):  # the tile writes the planes itself
         gx = np.empty(x.shape, dtype)
         parts["backward: input-gradient unpack"] = timed(lambda: _direct_unpacks(bacc[0], wp, gx, gx_block))
     return parts

@@ -363,6 +363,14 @@ def _pooled_tiles(pad, r0, nr, ln, wp, w, oi, init, ys, cs):
                         h2 * w2, row + q0, first_mask, row + w2 + q0 - slots, second_mask)
 
 
+@njit(cache=True)
+def gradient_in_tile(c, k, wp):
+    """Whether the input gradient of C input channels, a k x k kernel and padded row stride wp runs
+    on numba_tile.conv3_tile_rows: 4 channels per tile, and a tile's 16 positions must span at most
+    two row pairs."""
+    return k == 3 and c % OUTPUTS == 0 and wp >= VEC
+
+
 @njit(cache=True, fastmath=FASTMATH)
 def _gradient_tiles(gp, r0, nr, ln, wp, wflip, ci, zeros, gxs):
     """Row pairs r0 .. r0 + nr of the input gradient's channels ci .. ci + 3 (G convolved with the
@@ -566,7 +574,7 @@ def backward_sample(xs, wflip, cs, gys, gxs, gwp, gbp, pad, gp, acc, gx_block, g
                 for ci in range(c):
                     _correlate(ga, gb, pad[ci], start, ln, wp, gwp[oi, ci])
     if need_gx:
-        tiled = k == 3 and c % OUTPUTS == 0 and wp >= VEC
+        tiled = gradient_in_tile(c, k, wp)
         gx_step = OUTPUTS if tiled else 2 if k == 3 else 1  # input channels per pass
         zeros = np.zeros(c, gp.dtype)
         for r0 in range(0, hh, gx_block):
