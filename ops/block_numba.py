@@ -128,7 +128,7 @@ def forward_is_direct(x_shape, w_shape):
     numba_tile's pooled tile takes the shape (numba_direct.pools_in_tile). The tile's cost does not
     grow with the channel count: the study's conv4 (16 -> 32 channels, 16 x 16 planes, 256 samples,
     one thread) 7.4 ms against 11.2 ms for im2col + BLAS; at 64 -> 128 channels the two are equal.
-    The backward pass keeps its own rule (GEMM_MIN_CHANNELS only)."""
+    The backward pass has its own rule (backward_is_direct)."""
     _, c, _, wd = x_shape
     o, k = w_shape[0], w_shape[2]
     return c < GEMM_MIN_CHANNELS or bool(numba_direct.pools_in_tile(o, k, wd + 2 * (k // 2), wd // 2))
@@ -172,12 +172,12 @@ def _forward_scratch(x_shape, w_shape, nch, dtype):
 
 def backward_is_direct(x_shape, w_shape):
     """Whether the fused backward of an input of x_shape (N, C, H, W) and weights of w_shape runs on
-    the direct kernels: below GEMM_MIN_CHANNELS input channels always; from there on, for 3x3
-    kernels on a multiple of numba_tile.OUTPUTS channels (the input gradient's tile), when a plane
-    has DIRECT_BACKWARD_POSITIONS positions per input channel or more."""
+    the direct kernels: below GEMM_MIN_CHANNELS input channels always; from there on where the
+    input gradient runs on the tile (numba_direct.gradient_in_tile) and a plane has
+    DIRECT_BACKWARD_POSITIONS positions per input channel or more."""
     _, c, h, wd = x_shape
     k = w_shape[2]
-    return c < GEMM_MIN_CHANNELS or (k == 3 and c % numba_direct.OUTPUTS == 0
+    return c < GEMM_MIN_CHANNELS or (bool(numba_direct.gradient_in_tile(c, k, wd + 2 * (k // 2)))
                                      and h * wd >= DIRECT_BACKWARD_POSITIONS * c)
 
 

@@ -37,20 +37,20 @@ import numpy as np
 from numba import njit, prange
 
 from .pixels import input_value
-from .numba_tile import OUTPUTS, WINDOWS, conv3_tile_pool, conv3_tile_rows
+from .numba_tile import LANES, OUTPUTS, WINDOWS, conv3_tile_pool, conv3_tile_rows
 from .pool_code import RELU_ZERO
 
 # numba's on-disk cache of these kernels is keyed to this file alone, yet they compile in code from
 # the files below. Each entry is the start of that file's SHA-256, so that a change there must
 # change this file too, and the cached kernels are recompiled instead of silently kept
 # (tests/test_kernel_cache.py fails until the digest is updated).
-CACHE_DEPENDS_ON = {"numba_tile.py": "184999784a11e066", "pixels.py": "db8f827d761c40cc",
+CACHE_DEPENDS_ON = {"numba_tile.py": "100c8f68a0b46d95", "pixels.py": "db8f827d761c40cc",
                     "pool_code.py": "3021576932a8b343"}
 
 # Reassociation lets LLVM vectorise the gw reductions; contraction allows FMA. Both keep results
 # well within float32 tolerance and are fixed at compile time (deterministic).
 FASTMATH = {"reassoc", "contract"}
-VEC = 16
+VEC = LANES  # loop lengths round up to whole vectors, which are also whole tiles
 # accumulator rows per thread: even/odd rows of the loop kernels' two output channels
 ACC_ROWS = 4
 
@@ -351,7 +351,7 @@ def _pooled_tiles(pad, r0, nr, ln, wp, w, oi, init, ys, cs):
     values = ys.ravel()
     codes = cs.ravel()
     full = (1 << WINDOWS) - 1
-    for t0 in range(0, ln, VEC):
+    for t0 in range(0, ln, LANES):
         m0 = t0 // 2
         rr = m0 // slots
         q0 = m0 - rr * slots  # window column of the tile's first slot
@@ -368,7 +368,7 @@ def gradient_in_tile(c, k, wp):
     """Whether the input gradient of C input channels, a k x k kernel and padded row stride wp runs
     on numba_tile.conv3_tile_rows: 4 channels per tile, and a tile's 16 positions must span at most
     two row pairs."""
-    return k == 3 and c % OUTPUTS == 0 and wp >= VEC
+    return k == 3 and c % OUTPUTS == 0 and wp >= LANES
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -384,16 +384,16 @@ def _gradient_tiles(gp, r0, nr, ln, wp, wflip, ci, zeros, gxs):
     planes = gp.ravel()
     weights = wflip.ravel()
     out = gxs.ravel()
-    for t0 in range(0, ln, VEC):
+    for t0 in range(0, ln, LANES):
         rr = t0 // wp
         x0 = t0 - rr * wp  # column of the tile's first position
         row = 2 * (r0 + rr)
-        first_even = (1 << max(0, min(VEC, wd - x0))) - 1
+        first_even = (1 << max(0, min(LANES, wd - x0))) - 1
         first_odd = first_even if row + 1 < h else 0
         split = wp - x0  # the tile's first position in row pair rr + 1
         second_even = 0
-        if split < VEC and rr + 1 < nr:
-            second_even = ((1 << min(VEC, split + wd)) - 1) & ~((1 << split) - 1)
+        if split < LANES and rr + 1 < nr:
+            second_even = ((1 << min(LANES, split + wd)) - 1) & ~((1 << split) - 1)
         second_odd = second_even if row + 3 < h else 0
         conv3_tile_rows(planes, r0 * wp + t0, wp, gp.shape[2], gp.shape[0], weights, ci, zeros, out, h * wd, wd,
                         row * wd + x0, first_even, first_odd, (row + 2) * wd + x0 - wp, second_even, second_odd)
@@ -543,8 +543,7 @@ def _scatter(cs, gs, gp, p, wp):
 def backward_sample(xs, wflip, cs, gys, gxs, gwp, gbp, pad, gp, acc, gx_block, gw_len, need_gx):
     """Fused backward of one sample: adds its weight and bias gradients to gwp (O, C, k, k) and gbp
     (O,), writes its input gradient to gxs (C, H, W) when need_gx. wflip[c, o] = w[o, c] flipped in
-    both axes; pad/gp (C or O, 2, plane_len) with zero slack; acc (ACC_ROWS, >= gx_block * wp +
-    VEC);
+    both axes; pad/gp (C or O, 2, plane_len) with zero slack; acc (ACC_ROWS, >= gx_block * wp + VEC);
     gx_block = gx row pairs per pass; gw_len = flat positions per weight-gradient pass."""
     c, h, wd = xs.shape
     o, k = wflip.shape[1], wflip.shape[2]

@@ -26,8 +26,9 @@ Two ways out of the registers:
 Each sum is one chain of fused multiply-adds in the order (c, i, j), starting from init: fixed at
 compile time, so results do not depend on threads or batch size.
 
-numba's on-disk cache tracks only the source file of a cached function, not this one: after
-editing this file, clear the cache (the __pycache__/*.nbi/*.nbc files of ops/) before measuring.
+numba's on-disk cache tracks only the source file of a cached function, not this one: the kernels
+that compile these tiles in record this file's digest (numba_direct.CACHE_DEPENDS_ON), so editing it
+means editing them, which recompiles them.
 """
 from llvmlite import ir
 from numba import types
