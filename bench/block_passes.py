@@ -157,7 +157,7 @@ def direct_parts(x, w, code, gy, need_gx, timed):
     xpad, acc, block = block_numba._forward_scratch(x.shape, w.shape, 1, dtype)
     y = np.empty(gy.shape, dtype)
     codes = np.empty(gy.shape, np.uint8)
-    _, gpad, bacc, gx_block, _ = block_numba._backward_scratch(x.shape, w.shape, 1, dtype)
+    _, gpad, bacc, _, gx_block, _ = block_numba._backward_scratch(x.shape, w.shape, 1, dtype)
     parts = {"forward: copy into padded planes": timed(lambda: _parity_copies(x, xpad[0], p, wp))}
     if not numba_direct.pools_in_tile(w.shape[0], k, wp, wd // 2):
         parts["forward: pooling"] = timed(lambda: _direct_pools(acc[0], wp, y, codes, block))

@@ -212,7 +212,7 @@ def _flipped(w):
 
 def _backward_scratch(x_shape, w_shape, nch, dtype):
     """Per-thread scratch of the direct backward (padded input and gradient planes, accumulator
-    rows) and its pass sizes (gx row pairs, weight-gradient flat positions)."""
+    rows, weight-gradient partial sums) and its pass sizes (gx row pairs, weight-gradient flat positions)."""
     _, c, h, wd = x_shape
     o, k = w_shape[0], w_shape[2]
     wp = wd + 2 * (k // 2)
@@ -226,13 +226,15 @@ def _backward_scratch(x_shape, w_shape, nch, dtype):
     xpad = _workspace(("xpad", h, wd, k), (nch, c, 2, plane), dtype)
     gpad = _workspace(("gpad", h, wd, k), (nch, o, 2, plane), dtype)
     acc = _acc_workspace("acc", nch, gx_block * wp + numba_direct.VEC, dtype)
-    return xpad, gpad, acc, gx_block, gw_len
+    # the 3x3 weight gradient's vector partial sums (zero between calls; numba_direct.gw_from_lanes)
+    gw_lanes = _workspace(("gw_lanes", o, c), (nch, o * c * 9 * numba_direct.LANES), dtype)
+    return xpad, gpad, acc, gw_lanes, gx_block, gw_len
 
 
 def _direct_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx):
     """Backward with the direct kernels into gx / per-chunk gw_part, gb_part."""
-    xpad, gpad, acc, gx_block, gw_len = _backward_scratch(x.shape, w.shape, nch, w.dtype)
-    numba_direct.direct_backward(x, _flipped(w), code, gy, gx, gw_part, gb_part, xpad, gpad, acc,
+    xpad, gpad, acc, gw_lanes, gx_block, gw_len = _backward_scratch(x.shape, w.shape, nch, w.dtype)
+    numba_direct.direct_backward(x, _flipped(w), code, gy, gx, gw_part, gw_lanes, gb_part, xpad, gpad, acc,
                                  gx_block, gw_len, nch, need_gx)
 
 
@@ -307,13 +309,13 @@ def stack_backward(x, ws, ys, codes, gy, need_gx=True):
     gw_parts = tuple(np.empty((nch,) + w.shape, dtype) for w in ws)
     gb_parts = tuple(np.empty((nch, w.shape[0]), dtype) for w in ws)
     scratch = [_backward_scratch(shape, w.shape, nch, dtype) for shape, w in zip(shapes, ws)]
-    xpads, gpads, accs, gx_blocks, gw_lens = (tuple(part) for part in zip(*scratch))
+    xpads, gpads, accs, gw_lanes, gx_blocks, gw_lens = (tuple(part) for part in zip(*scratch))
     # block i's output gradient (i < last), one sample per thread, kept in cache between blocks
     gscratch = tuple(_workspace("gscratch", (nch,) + y.shape[1:], dtype) for y in ys[:-1])
     if len(rows):
         numba_direct.stack_backward(photos, rows, tuple(_flipped(w) for w in ws), tuple(codes), tuple(ys), gy, gx,
-                                    gw_parts, gb_parts, xpads, gpads, accs, gscratch, gx_blocks, gw_lens,
-                                    nch, need_gx)
+                                    gw_parts, gw_lanes, gb_parts, xpads, gpads, accs, gscratch, gx_blocks,
+                                    gw_lens, nch, need_gx)
     else:
         for part in gw_parts + gb_parts:
             part[...] = 0

@@ -9,14 +9,16 @@ two flat "parity planes": P[0] holds the even padded rows, P[1] the odd ones. Ou
 
 so one long vector loop over t computes both rows of every window of a block of window rows, and
 for k = 3 the two rows share 12 input loads for 18 multiply-adds (the positions between rows are
-computed and ignored). The 3x3 loops work on two output channels at once (_taps3_pair,
-_corr3_pair): the same 12 input loads then feed 36 multiply-adds, which makes the loops bound by
-the FMA units rather than by loads (~90 % of the machine's one-thread sgemm rate in isolation).
-Those loops load and store their accumulator rows once per input channel; where the channel counts
-and the plane allow, the 3x3 forward and input-gradient passes use numba_tile's tiles instead (four
-output channels, the sums in registers across all input channels, written straight to the outputs:
-conv3_tile_pool pools them first, conv3_tile_rows stores them), and the loops serve the other
-shapes and the weight gradient. The forward loops pool straight from small per-thread accumulator
+computed and ignored). The 3x3 loops work on two output channels at once (_taps3_pair): the same
+12 input loads then feed 36 multiply-adds, which makes the loops bound by the FMA units rather
+than by loads (~90 % of the machine's one-thread sgemm rate in isolation). Those loops load and
+store their accumulator rows once per input channel; where the channel counts and the plane allow,
+the 3x3 forward and input-gradient passes use numba_tile's tiles instead (four output channels, the
+sums in registers across all input channels, written straight to the outputs: conv3_tile_pool
+pools them first, conv3_tile_rows stores them), and the loops serve the other shapes. The 3x3
+weight gradient runs on numba_tile.corr3_tile_pair (two output channels against one input channel:
+the same 36 multiply-adds per 12 input loads) into vector partial sums that are summed over their
+lanes once per batch (gw_from_lanes), not once per sample and channel pair. The forward loops pool straight from small per-thread accumulator
 rows (even/odd rows of two channels): the pre-pool activation is never written. They load and store
 those four rows in every iteration, so the caller places them 1 KiB apart modulo 4 KiB
 (block_numba._acc_workspace); rows at nearby addresses modulo 4 KiB can halve the loop's speed (4K
@@ -37,14 +39,14 @@ import numpy as np
 from numba import njit, prange
 
 from .pixels import input_value
-from .numba_tile import LANES, OUTPUTS, WINDOWS, conv3_tile_pool, conv3_tile_rows
+from .numba_tile import LANES, OUTPUTS, WINDOWS, conv3_tile_pool, conv3_tile_rows, corr3_tile_pair
 from .pool_code import RELU_ZERO
 
 # numba's on-disk cache of these kernels is keyed to this file alone, yet they compile in code from
 # the files below. Each entry is the start of that file's SHA-256, so that a change there must
 # change this file too, and the cached kernels are recompiled instead of silently kept
 # (tests/test_kernel_cache.py fails until the digest is updated).
-CACHE_DEPENDS_ON = {"numba_tile.py": "100c8f68a0b46d95", "pixels.py": "db8f827d761c40cc",
+CACHE_DEPENDS_ON = {"numba_tile.py": "01bbcc67446389b6", "pixels.py": "db8f827d761c40cc",
                     "pool_code.py": "3021576932a8b343"}
 
 # Reassociation lets LLVM vectorise the gw reductions; contraction allows FMA. Both keep results
@@ -178,55 +180,6 @@ def _corr3(ga, gb, pl, off, n, wp, out):
     out[0, 0], out[0, 1], out[0, 2] = s00, s01, s02
     out[1, 0], out[1, 1], out[1, 2] = s10, s11, s12
     out[2, 0], out[2, 1], out[2, 2] = s20, s21, s22
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def _corr3_pair(ga, gb, ga2, gb2, pl, off, n, wp, out, out2):
-    """_corr3 for two output channels' gradients (ga, gb) and (ga2, gb2) against the same input
-    channel: 18 reductions that share the 12 input loads per vector."""
-    d1 = out.shape[1] - 2  # runtime shifts, see _corr3
-    d2 = 2 * d1
-    a0, a0_1, a0_2 = pl[0, off:off + n], pl[0, off + d1:off + d1 + n], pl[0, off + d2:off + d2 + n]
-    b0, b0_1, b0_2 = pl[1, off:off + n], pl[1, off + d1:off + d1 + n], pl[1, off + d2:off + d2 + n]
-    o = off + wp
-    a1, a1_1, a1_2 = pl[0, o:o + n], pl[0, o + d1:o + d1 + n], pl[0, o + d2:o + d2 + n]
-    b1, b1_1, b1_2 = pl[1, o:o + n], pl[1, o + d1:o + d1 + n], pl[1, o + d2:o + d2 + n]
-    s00, s01, s02 = out[0, 0], out[0, 1], out[0, 2]
-    s10, s11, s12 = out[1, 0], out[1, 1], out[1, 2]
-    s20, s21, s22 = out[2, 0], out[2, 1], out[2, 2]
-    z00, z01, z02 = out2[0, 0], out2[0, 1], out2[0, 2]
-    z10, z11, z12 = out2[1, 0], out2[1, 1], out2[1, 2]
-    z20, z21, z22 = out2[2, 0], out2[2, 1], out2[2, 2]
-    for t in range(n):
-        u, v, u2, v2 = ga[t], gb[t], ga2[t], gb2[t]
-        p0, p1, p2 = a0[t], a0_1[t], a0_2[t]
-        q0, q1, q2 = b0[t], b0_1[t], b0_2[t]
-        r0, r1, r2 = a1[t], a1_1[t], a1_2[t]
-        e0, e1, e2 = b1[t], b1_1[t], b1_2[t]
-        s00 += u * p0 + v * q0
-        s01 += u * p1 + v * q1
-        s02 += u * p2 + v * q2
-        s10 += u * q0 + v * r0
-        s11 += u * q1 + v * r1
-        s12 += u * q2 + v * r2
-        s20 += u * r0 + v * e0
-        s21 += u * r1 + v * e1
-        s22 += u * r2 + v * e2
-        z00 += u2 * p0 + v2 * q0
-        z01 += u2 * p1 + v2 * q1
-        z02 += u2 * p2 + v2 * q2
-        z10 += u2 * q0 + v2 * r0
-        z11 += u2 * q1 + v2 * r1
-        z12 += u2 * q2 + v2 * r2
-        z20 += u2 * r0 + v2 * e0
-        z21 += u2 * r1 + v2 * e1
-        z22 += u2 * r2 + v2 * e2
-    out[0, 0], out[0, 1], out[0, 2] = s00, s01, s02
-    out[1, 0], out[1, 1], out[1, 2] = s10, s11, s12
-    out[2, 0], out[2, 1], out[2, 2] = s20, s21, s22
-    out2[0, 0], out2[0, 1], out2[0, 2] = z00, z01, z02
-    out2[1, 0], out2[1, 1], out2[1, 2] = z10, z11, z12
-    out2[2, 0], out2[2, 1], out2[2, 2] = z20, z21, z22
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -540,11 +493,13 @@ def _scatter(cs, gs, gp, p, wp):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def backward_sample(xs, wflip, cs, gys, gxs, gwp, gbp, pad, gp, acc, gx_block, gw_len, need_gx):
+def backward_sample(xs, wflip, cs, gys, gxs, gwp, gw_lanes, gbp, pad, gp, acc, gx_block, gw_len, need_gx):
     """Fused backward of one sample: adds its weight and bias gradients to gwp (O, C, k, k) and gbp
-    (O,), writes its input gradient to gxs (C, H, W) when need_gx. wflip[c, o] = w[o, c] flipped in
-    both axes; pad/gp (C or O, 2, plane_len) with zero slack; acc (ACC_ROWS, >= gx_block * wp + VEC);
-    gx_block = gx row pairs per pass; gw_len = flat positions per weight-gradient pass."""
+    (O,) (for k = 3 and pairs of output channels, to the vector partial sums gw_lanes (O * C * 9 *
+    LANES,) instead: gw_from_lanes adds those to gwp once per batch), writes its input gradient to gxs
+    (C, H, W) when need_gx. wflip[c, o] = w[o, c] flipped in both axes; pad/gp (C or O, 2,
+    plane_len) with zero slack; acc (ACC_ROWS, >= gx_block * wp + VEC); gx_block = gx row pairs per
+    pass; gw_len = flat positions per weight-gradient pass."""
     c, h, wd = xs.shape
     o, k = wflip.shape[1], wflip.shape[2]
     p = k // 2
@@ -555,21 +510,26 @@ def backward_sample(xs, wflip, cs, gys, gxs, gwp, gbp, pad, gp, acc, gx_block, g
     pa, oa = p % 2, (p // 2) * wp + p
     pb, ob = (p + 1) % 2, ((p + 1) // 2) * wp + p
     hh = (h + 1) // 2  # gx row pairs
-    step = 2 if k == 3 else 1  # channels per pass (pairs share their input loads)
+    plen = pad.shape[2]
+    planes = pad.ravel()
+    grads = gp.ravel()
+    sums = 9 * LANES  # one (output, input) channel pair's partial sums in gw_lanes
+    step = 2 if k == 3 else 1  # output channels per weight-gradient pass
     _to_parity(xs, pad, p, wp)
     for oi in range(o):
         gbp[oi] += _scatter(cs[oi], gys[oi], gp[oi], p, wp)
     for start in range(0, total, gw_len):
         ln = _round_up(min(gw_len, total - start))
         for oi in range(0, o, step):
-            ga = gp[oi, pa, oa + start:oa + start + ln]
-            gb = gp[oi, pb, ob + start:ob + start + ln]
-            if oi + 1 < o and step == 2:
-                ga2 = gp[oi + 1, pa, oa + start:oa + start + ln]
-                gb2 = gp[oi + 1, pb, ob + start:ob + start + ln]
+            if step == 2 and oi + 1 < o:
+                upper = (2 * oi + pa) * plen + oa + start
+                lower = (2 * oi + pb) * plen + ob + start
                 for ci in range(c):
-                    _corr3_pair(ga, gb, ga2, gb2, pad[ci], start, ln, wp, gwp[oi, ci], gwp[oi + 1, ci])
+                    corr3_tile_pair(grads, upper, lower, 2 * plen, planes, 2 * ci * plen + start, wp, plen, ln,
+                                    gw_lanes, (oi * c + ci) * sums, c * sums)
             else:
+                ga = gp[oi, pa, oa + start:oa + start + ln]
+                gb = gp[oi, pb, ob + start:ob + start + ln]
                 for ci in range(c):
                     _correlate(ga, gb, pad[ci], start, ln, wp, gwp[oi, ci])
     if need_gx:
@@ -589,33 +549,51 @@ def backward_sample(xs, wflip, cs, gys, gxs, gwp, gbp, pad, gp, acc, gx_block, g
                         _unpack_rows(acc[2 * u], acc[2 * u + 1], wp, r0, nr, gxs[ci + u])
 
 
+@njit(cache=True)
+def gw_from_lanes(gw_lanes, gwp):
+    """Add the weight-gradient partial sums gw_lanes (O * C * 9 * LANES,) of corr3_tile_pair to gwp
+    (O, C, 3, 3), each entry the sum of its LANES lanes (in lane order), and zero them."""
+    flat = gwp.reshape(-1)
+    for e in range(flat.shape[0]):
+        lanes = gw_lanes[e * LANES:(e + 1) * LANES]
+        total = flat[e]
+        for u in range(LANES):
+            total += lanes[u]
+        flat[e] = total
+    gw_lanes[:] = 0
+
+
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def direct_backward(x, wflip, code, gy, gx, gw_part, gb_part, xpad, gpad, acc, gx_block, gw_len,
+def direct_backward(x, wflip, code, gy, gx, gw_part, gw_lanes, gb_part, xpad, gpad, acc, gx_block, gw_len,
                     nchunks, need_gx):
     """Fused backward, sample by sample on nchunks threads: gw_part/gb_part (nchunks, ...) receive
-    per-chunk sums (so results do not depend on scheduling); xpad/gpad/acc per-thread scratch and
-    gx_block/gw_len as for backward_sample; gx is written when need_gx."""
+    per-chunk sums (so results do not depend on scheduling); gw_lanes (nchunks, O * C * 9 * LANES),
+    zero on entry and on return, holds the chunks' weight-gradient partial sums in between;
+    xpad/gpad/acc per-thread scratch and gx_block/gw_len as for backward_sample; gx is written when
+    need_gx."""
     n = x.shape[0]
     for t in prange(nchunks):
         gw_part[t][:] = 0
         gb_part[t][:] = 0
         for s in range(t * n // nchunks, (t + 1) * n // nchunks):
             gxs = gx[s] if need_gx else gy[s]  # (gy[s] stands in, unwritten, without need_gx)
-            backward_sample(x[s], wflip, code[s], gy[s], gxs, gw_part[t], gb_part[t], xpad[t], gpad[t],
+            backward_sample(x[s], wflip, code[s], gy[s], gxs, gw_part[t], gw_lanes[t], gb_part[t], xpad[t], gpad[t],
                             acc[t], gx_block, gw_len, need_gx)
+        if wflip.shape[2] == 3:
+            gw_from_lanes(gw_lanes[t], gw_part[t])
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def stack_backward(x, rows, wflips, codes, ys, gy, gx, gw_parts, gb_parts, xpads, gpads, accs, gscratch,
-                   gx_blocks, gw_lens, nchunks, need_gx):
+def stack_backward(x, rows, wflips, codes, ys, gy, gx, gw_parts, gw_lanes, gb_parts, xpads, gpads, accs,
+                   gscratch, gx_blocks, gw_lens, nchunks, need_gx):
     """Backward of the blocks of stack_forward, each sample from the last block down to the first
     before the next sample: the input gradient of block i is block i-1's output gradient, and it
     stays in this thread's gscratch[i-1] (O_{i-1}, H_i, W_i) instead of going through memory for
     the whole batch. ys[i] is block i's output (block i+1's input), gy the last block's output
-    gradient; per block, gw_parts[i]/gb_parts[i] receive per-chunk sums and the rest is as for
-    direct_backward. Sample s's input is x[rows[s]], as in stack_forward; gx (the first block's input
-    gradient, one row per sample) is written when need_gx. Two blocks or more (gscratch has one
-    entry per block but the last)."""
+    gradient; per block, gw_parts[i]/gb_parts[i] receive per-chunk sums and the rest (gw_lanes[i]
+    included) is as for direct_backward. Sample s's input is x[rows[s]], as in stack_forward; gx (the
+    first block's input gradient, one row per sample) is written when need_gx. Two blocks or more,
+    all 3x3 (gscratch has one entry per block but the last)."""
     n = rows.shape[0]
     last = len(wflips) - 1
     for t in prange(nchunks):
@@ -626,8 +604,10 @@ def stack_backward(x, rows, wflips, codes, ys, gy, gx, gw_parts, gb_parts, xpads
             for i in range(last, 0, -1):
                 gys = gy[s] if i == last else gscratch[i][t]
                 backward_sample(ys[i - 1][s], wflips[i], codes[i][s], gys, gscratch[i - 1][t], gw_parts[i][t],
-                                gb_parts[i][t], xpads[i][t], gpads[i][t], accs[i][t], gx_blocks[i], gw_lens[i],
-                                True)
+                                gw_lanes[i][t], gb_parts[i][t], xpads[i][t], gpads[i][t], accs[i][t], gx_blocks[i],
+                                gw_lens[i], True)
             gxs = gx[s] if need_gx else gscratch[0][t]  # (stands in, unwritten, without need_gx)
-            backward_sample(x[rows[s]], wflips[0], codes[0][s], gscratch[0][t], gxs, gw_parts[0][t], gb_parts[0][t],
-                            xpads[0][t], gpads[0][t], accs[0][t], gx_blocks[0], gw_lens[0], need_gx)
+            backward_sample(x[rows[s]], wflips[0], codes[0][s], gscratch[0][t], gxs, gw_parts[0][t], gw_lanes[0][t],
+                            gb_parts[0][t], xpads[0][t], gpads[0][t], accs[0][t], gx_blocks[0], gw_lens[0], need_gx)
+        for i in range(last + 1):
+            gw_from_lanes(gw_lanes[i][t], gw_parts[i][t])

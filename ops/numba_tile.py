@@ -237,3 +237,75 @@ def conv3_tile_pool(typingctx, planes, start, wp, plane_len, channels, w, o0, in
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@intrinsic
+def corr3_tile_pair(typingctx, grads, upper, lower, next_output, planes, start, wp, plane_len, n, lanes, first,
+                    next_sums):
+    """Add two output channels' 3x3 weight-gradient sums against one input channel (numba_direct's
+    module doc) over n flat positions, lane by lane, to vector partial sums kept in memory.
+
+    For output channel k in (0, 1), tap (i, j) and lane u, over t = start + u, start + u + 16, ...:
+
+        lanes[first + k * next_sums + (3i + j) * 16 + u] += sum_t gA_k[t] * X[i % 2][t + (i // 2) wp + j]
+                                                                 + gB_k[t] * X[(i+1) % 2][t + ((i+1) // 2) wp + j]
+
+    with gA_0[t] = grads[upper + t], gB_0[t] = grads[lower + t] (the gradient rows 2r and 2r + 1),
+    gA_1, gB_1 the same next_output elements further, and X[0] / X[1] the input channel's even and odd
+    parity planes, planes[start'...] with X[1] plane_len after X[0] (planes is flat; `start` indexes
+    X[0] at t = 0). The 18 partial-sum vectors stay in registers over all n positions (n a multiple of
+    16), fed by 4 gradient and 12 input vector loads per 36 fused multiply-adds; they are summed over
+    their lanes once per batch (numba_direct.gw_from_lanes) instead of once per call. No bounds checks:
+    the caller guarantees every position read exists."""
+    counts = (upper, lower, next_output, start, wp, plane_len, n, first, next_sums)
+    dtype = grads.dtype if isinstance(grads, types.Array) else None
+    if not (dtype in (types.float32, types.float64) and all(_is_flat(a, dtype) for a in (grads, planes, lanes))
+            and all(isinstance(c, types.Integer) for c in counts)):
+        return None
+    sig = types.void(grads, upper, lower, next_output, planes, start, wp, plane_len, n, lanes, first, next_sums)
+
+    def codegen(context, builder, signature, args):
+        (g_v, upper_v, lower_v, next_v, planes_v, start_v, wp_v, plen_v, n_v, lanes_v, first_v,
+         next_sums_v) = _as_intp(context, builder, signature, args)
+        ty = signature.args
+        elem = context.get_data_type(ty[0].dtype)
+        vec = ir.VectorType(elem, LANES)
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]),
+                                             f"llvm.fma.v{LANES}{'f32' if ty[0].dtype == types.float32 else 'f64'}")
+        gdata = _data(context, builder, ty[0], g_v)
+        xdata = _data(context, builder, ty[4], planes_v)
+        sdata = _data(context, builder, ty[9], lanes_v)
+
+        def pointer(ptr):
+            return builder.bitcast(ptr, vec.as_pointer())
+
+        slots = [_at(builder, sdata, builder.add(first_v, builder.mul(next_sums_v, _const(k))), _const(tap * LANES))
+                 for k in range(2) for tap in range(9)]
+        sums = []  # allocas that LLVM keeps in registers
+        for slot in slots:
+            alloca = cgutils.alloca_once(builder, vec)
+            builder.store(builder.load(pointer(slot), align=1), alloca)
+            sums.append(alloca)
+        steps = builder.udiv(n_v, _const(LANES))
+        with cgutils.for_range(builder, steps) as loop:
+            t = builder.mul(loop.index, _const(LANES))
+            grad = [builder.load(pointer(_at(builder, gdata, base, t)), align=1)
+                    for base in (upper_v, lower_v, builder.add(upper_v, next_v), builder.add(lower_v, next_v))]
+            even = _at(builder, xdata, start_v, t)
+            odd = _at(builder, even, plen_v)
+            # input rows of the even gradient row's taps (i = 0, 1, 2): X0, X1, X0 + wp; the odd row's: X1, X0 + wp,
+            # X1 + wp
+            rows = (even, odd, _at(builder, even, wp_v), _at(builder, odd, wp_v))
+            for j in range(3):
+                loaded = [builder.load(pointer(_at(builder, row, _const(j))), align=1) for row in rows]
+                for k in range(2):
+                    ga, gb = grad[2 * k], grad[2 * k + 1]
+                    for i in range(3):
+                        slot = sums[9 * k + 3 * i + j]
+                        s = builder.call(fma, [ga, loaded[i], builder.load(slot)])
+                        builder.store(builder.call(fma, [gb, loaded[i + 1], s]), slot)
+        for slot, alloca in zip(slots, sums):
+            builder.store(builder.load(alloca), pointer(slot), align=1)
+        return context.get_dummy_value()
+
+    return sig, codegen
