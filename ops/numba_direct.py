@@ -18,8 +18,9 @@ sums in registers across all input channels, written straight to the outputs: co
 pools them first, conv3_tile_rows stores them), and the loops serve the other shapes. The 3x3
 weight gradient runs on numba_tile.corr3_tile_pair (two output channels against one input channel:
 the same 36 multiply-adds per 12 input loads) into vector partial sums that are summed over their
-lanes once per batch (gw_from_lanes), not once per sample and channel pair. The forward loops pool straight from small per-thread accumulator
-rows (even/odd rows of two channels): the pre-pool activation is never written. They load and store
+lanes once per batch (gw_from_lanes), not once per sample and channel pair (16 x 16 planes of conv4:
+~1.5x faster). The forward loops pool straight from small per-thread accumulator rows (even/odd
+rows of two channels): the pre-pool activation is never written. They load and store
 those four rows in every iteration, so the caller places them 1 KiB apart modulo 4 KiB
 (block_numba._acc_workspace); rows at nearby addresses modulo 4 KiB can halve the loop's speed (4K
 aliasing).
