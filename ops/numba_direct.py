@@ -40,14 +40,15 @@ import numpy as np
 from numba import njit, prange
 
 from .pixels import input_value
-from .numba_tile import LANES, OUTPUTS, WINDOWS, conv3_tile_pool, conv3_tile_rows, corr3_tile_pair
+from .numba_tile import (LANES, OUTPUTS, WINDOWS, conv3_tile_pool, conv3_tile_rows, corr3_tile_pair,
+                         scatter_windows)
 from .pool_code import RELU_ZERO
 
 # numba's on-disk cache of these kernels is keyed to this file alone, yet they compile in code from
 # the files below. Each entry is the start of that file's SHA-256, so that a change there must
 # change this file too, and the cached kernels are recompiled instead of silently kept
 # (tests/test_kernel_cache.py fails until the digest is updated).
-CACHE_DEPENDS_ON = {"numba_tile.py": "01bbcc67446389b6", "pixels.py": "db8f827d761c40cc",
+CACHE_DEPENDS_ON = {"numba_tile.py": "c0baa4acc8499fa3", "pixels.py": "db8f827d761c40cc",
                     "pool_code.py": "3021576932a8b343"}
 
 # Reassociation lets LLVM vectorise the gw reductions; contraction allows FMA. Both keep results
@@ -431,65 +432,26 @@ def _copy_row(src, dst):
         dst[q] = src[q]
 
 
-@njit(cache=True)
-def _scatter32(cs, gs, gp, p, wp):
-    """_scatter's writes for float32 and an even row stride: each window's two positions in its
-    upper (and in its lower) gradient row form ONE 64-bit store, the gradient's bits shifted into
-    the winner's half (little-endian: low half = left). A per-position select makes LLVM emit
-    scatter stores instead, several times slower. The pairs start at column p, so they may sit at
-    a 4-byte offset: x86-64 allows unaligned 64-bit access."""
-    h2, w2 = cs.shape
-    half = wp // 2
-    pairs = (gp.shape[1] - p) // 2
-    u0 = gp[0, p:p + 2 * pairs].view(np.uint64)  # pair q of padded row m: u[m % 2][(m // 2) * half + q]
-    u1 = gp[1, p:p + 2 * pairs].view(np.uint64)
-    bits = gs.view(np.uint32)
-    one = np.uint64(1)
-    for r in range(h2):
-        m0 = 2 * r + p  # padded rows of the window
-        ia = (m0 // 2) * half
-        ib = ((m0 + 1) // 2) * half
-        # slices, not offset indices: the loop then needs no negative-index checks and vectorises
-        if m0 % 2 == 0:
-            ra, rb = u0[ia:ia + w2], u1[ib:ib + w2]
-        else:
-            ra, rb = u1[ia:ia + w2], u0[ib:ib + w2]
-        crow = cs[r]
-        brow = bits[r]
-        for q in range(w2):
-            c = np.uint64(crow[q])
-            v = np.uint64(brow[q]) << ((c & one) * np.uint64(32))
-            ra[q] = v if c < 2 else np.uint64(0)
-            rb[q] = v if (c >> one) == one else np.uint64(0)
-
-
 @njit(cache=True, fastmath=FASTMATH)
 def _scatter(cs, gs, gp, p, wp):
     """Write the pooled gradient gs to the window winners of the padded parity planes gp (zeros
-    elsewhere; all four zero under RELU_ZERO); return the sum of the gradients that passed."""
+    elsewhere; all four zero under RELU_ZERO), numba_tile.scatter_windows 16 windows at a time;
+    return the sum of the gradients that passed."""
     h2, w2 = cs.shape
-    if gs.itemsize == 4 and wp % 2 == 0:
-        _scatter32(cs, gs, gp, p, wp)
-    else:
-        for r in range(h2):
-            m0 = 2 * r + p
-            m1 = m0 + 1
-            ra = gp[m0 % 2, (m0 // 2) * wp + p:(m0 // 2) * wp + p + 2 * w2]
-            rb = gp[m1 % 2, (m1 // 2) * wp + p:(m1 // 2) * wp + p + 2 * w2]
-            crow = cs[r]
-            grow = gs[r]
-            for q in range(w2):
-                c = crow[q]
-                g = grow[q]
-                ra[2 * q] = g if c == 0 else 0.0
-                ra[2 * q + 1] = g if c == 1 else 0.0
-                rb[2 * q] = g if c == 2 else 0.0
-                rb[2 * q + 1] = g if c == 3 else 0.0
-    flat_c = cs.reshape(-1)
-    flat_g = gs.reshape(-1)
+    plen = gp.shape[1]
+    codes = cs.reshape(-1)  # (reshape, unlike ravel, cannot silently copy: planes must be a view)
+    grads = gs.reshape(-1)
+    planes = gp.reshape(-1)
+    for r in range(h2):
+        m0 = 2 * r + p  # padded rows of the window
+        m1 = m0 + 1
+        upper = (m0 % 2) * plen + (m0 // 2) * wp + p
+        lower = (m1 % 2) * plen + (m1 // 2) * wp + p
+        for q0 in range(0, w2, LANES):
+            scatter_windows(codes, grads, r * w2 + q0, min(LANES, w2 - q0), planes, upper + 2 * q0, lower + 2 * q0)
     total = 0.0
-    for i in range(flat_c.shape[0]):
-        total += flat_g[i] if flat_c[i] < RELU_ZERO else 0.0
+    for i in range(codes.shape[0]):
+        total += grads[i] if codes[i] < RELU_ZERO else 0.0
     return total
 
 

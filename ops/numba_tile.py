@@ -309,3 +309,61 @@ def corr3_tile_pair(typingctx, grads, upper, lower, next_output, planes, start, 
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+def _masked_load(builder, vty, data, index, bits):
+    """Load the lanes of a vector of type vty whose bit is set in the integer `bits` from
+    data[index + u], zeros elsewhere, touching no other memory (llvm.masked.load)."""
+    lanes = vty.count
+    mask = builder.bitcast(builder.trunc(bits, ir.IntType(lanes)), ir.VectorType(ir.IntType(1), lanes))
+    elem = vty.element
+    kind = "i8" if elem == _I8 else "f32" if elem == ir.FloatType() else "f64"
+    load = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(vty, [vty.as_pointer(), _I32, mask.type, vty]),
+        f"llvm.masked.load.v{lanes}{kind}.p0")
+    return builder.call(load, [builder.bitcast(builder.gep(data, [index]), vty.as_pointer()), ir.Constant(_I32, 1),
+                               mask, ir.Constant(vty, None)])
+
+
+@intrinsic
+def scatter_windows(typingctx, codes, grads, first, count, planes, upper, lower):
+    """Write `count` (1 to 16) pooled gradients of one window row to the two gradient rows below
+    them, as 2 x 2 windows: window u (grads[first + u], code codes[first + u]) owns
+    planes[upper + 2u], planes[upper + 2u + 1] (its upper row) and planes[lower + 2u],
+    planes[lower + 2u + 1] (its lower row); the gradient goes to the position its code names
+    (0 1 / 2 3, numba_direct.window_code) and the other three get 0, all four under RELU_ZERO.
+    Vector selects and interleaving shuffles, with masked loads and stores at a row's end: a plain
+    loop stores the four positions one by one (or as 64-bit pairs) instead."""
+    dtype = grads.dtype if isinstance(grads, types.Array) else None
+    if not (dtype in (types.float32, types.float64) and _is_flat(codes, types.uint8) and _is_flat(grads, dtype)
+            and _is_flat(planes, dtype) and all(isinstance(n, types.Integer) for n in (first, count, upper, lower))):
+        return None
+    sig = types.void(codes, grads, first, count, planes, upper, lower)
+
+    def codegen(context, builder, signature, args):
+        codes_v, grads_v, first_v, count_v, planes_v, upper_v, lower_v = _as_intp(context, builder, signature, args)
+        ty = signature.args
+        elem = context.get_data_type(ty[1].dtype)
+        vec = ir.VectorType(elem, LANES)
+        small = ir.VectorType(_I8, LANES)
+        one = _const(1)
+        bits = builder.sub(builder.shl(one, count_v), one)
+        code = _masked_load(builder, small, _data(context, builder, ty[0], codes_v), first_v, bits)
+        grad = _masked_load(builder, vec, _data(context, builder, ty[1], grads_v), first_v, bits)
+        zero = ir.Constant(vec, None)
+        owned = [builder.select(builder.icmp_unsigned("==", code, ir.Constant(small, [k] * LANES)), grad, zero)
+                 for k in range(4)]
+        out = _data(context, builder, ty[4], planes_v)
+        # lanes of window u in a row: 2u and 2u + 1; windows 0-7 fill the first vector, 8-15 the second
+        eight = _const(WINDOWS)
+        halves = [builder.select(builder.icmp_signed("<", count_v, eight), count_v, eight),
+                  builder.select(builder.icmp_signed(">", count_v, eight), builder.sub(count_v, eight), _const(0))]
+        for row, (left, right) in ((upper_v, owned[:2]), (lower_v, owned[2:])):
+            for h, windows in enumerate(halves):
+                order = [u for w in range(WINDOWS * h, WINDOWS * (h + 1)) for u in (w, w + LANES)]
+                pairs = builder.shuffle_vector(left, right, ir.Constant(ir.VectorType(_I32, LANES), order))
+                mask = builder.sub(builder.shl(one, builder.mul(windows, _const(2))), one)
+                _masked_store(builder, pairs, out, builder.add(row, _const(LANES * h)), mask)
+        return context.get_dummy_value()
+
+    return sig, codegen

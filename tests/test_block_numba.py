@@ -9,8 +9,8 @@ from ops.conv import conv2d_forward
 
 # (N, C, O, H, W, k): odd sizes (floored pool), batch 1, 1 input channel, k 1/3/5; C >= 16 takes
 # the im2col + BLAS path, fewer channels the direct kernels. The direct 3x3 kernels work on channel
-# pairs (odd O and C leave a single one) and scatter float32 gradients in 64-bit pairs when the
-# padded width is even (odd W takes the plain path). 66 x 70 needs two row blocks and two
+# pairs (odd O and C leave a single one) and scatter the pooled gradient 16 windows at a time (35
+# windows per row at W = 70: two full vectors and a masked one). 66 x 70 needs two row blocks and two
 # weight-gradient passes (block_numba.BLOCK_ELEMS). With 4, 8, 12 output (input) channels and a
 # 3x3 kernel the input gradient runs on ops/numba_tile.py's tiles, and so does the forward where the
 # padded width is even and a row has 8 window slots or more (numba_direct.pools_in_tile: 14 x 14
