@@ -28,8 +28,10 @@ GEMM_MIN_CHANNELS = 16
 # From GEMM_MIN_CHANNELS on, the backward pass stays on the direct kernels while a plane has at
 # least this many positions per input channel (one thread, 64 samples, direct / im2col ms: 16 ch.
 # 16x16 5.6 / 6.5, 16 ch. 32x32 14.2 / 21.6, 32 ch. 32x32 55.8 / 63.1 against 16 ch. 12x12
-# 4.6 / 4.3, 32 ch. 16x16 20.3 / 18.8, 64 ch. 16x16 70.5 / 63.6): the weight gradient's loops
-# reduce their sums once per sample, which short planes pay for.
+# 4.6 / 4.3, 32 ch. 16x16 20.3 / 18.8, 64 ch. 16x16 70.5 / 63.6). Measured when the weight
+# gradient's loops reduced their sums once per sample, which short planes paid for; its tile
+# (numba_tile.corr3_tile_pair) reduces them once per batch, so the rule may now be conservative
+# for the shapes below it (not remeasured: the study's conv4 is direct either way).
 DIRECT_BACKWARD_POSITIONS = 16
 
 # Target rows (output positions) of one im2col GEMM: several samples of a small plane are stacked

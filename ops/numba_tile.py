@@ -26,6 +26,13 @@ Two ways out of the registers:
 Each sum is one chain of fused multiply-adds in the order (c, i, j), starting from init: fixed at
 compile time, so results do not depend on threads or batch size.
 
+Two more kernels of the backward pass are written the same way:
+    corr3_tile_pair   the weight gradient: two output channels against one input channel, 18
+                      partial-sum vectors in registers over a pass's positions, kept lane by lane
+                      in memory between calls and reduced over the lanes once per batch
+    scatter_windows   the pooled gradient back to its windows' winning positions, 16 windows per
+                      call with vector selects and interleaving shuffles
+
 numba's on-disk cache tracks only the source file of a cached function, not this one: the kernels
 that compile these tiles in record this file's digest (numba_direct.CACHE_DEPENDS_ON), so editing it
 means editing them, which recompiles them.
