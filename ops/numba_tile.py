@@ -258,9 +258,8 @@ def corr3_tile_pair(typingctx, grads, upper, lower, next_output, planes, start, 
                                                                  + gB_k[t] * X[(i+1) % 2][t + ((i+1) // 2) wp + j]
 
     with gA_0[t] = grads[upper + t], gB_0[t] = grads[lower + t] (the gradient rows 2r and 2r + 1),
-    gA_1, gB_1 the same next_output elements further, and X[0] / X[1] the input channel's even and odd
-    parity planes, planes[start'...] with X[1] plane_len after X[0] (planes is flat; `start` indexes
-    X[0] at t = 0). The 18 partial-sum vectors stay in registers over all n positions (n a multiple of
+    gA_1, gB_1 the same next_output elements further, and X[0][t] = planes[start + t], X[1][t] =
+    planes[start + plane_len + t] the input channel's even and odd parity planes. The 18 partial-sum vectors stay in registers over all n positions (n a multiple of
     16), fed by 4 gradient and 12 input vector loads per 36 fused multiply-adds; they are summed over
     their lanes once per batch (numba_direct.gw_from_lanes) instead of once per call. No bounds checks:
     the caller guarantees every position read exists."""
