@@ -259,10 +259,11 @@ def corr3_tile_pair(typingctx, grads, upper, lower, next_output, planes, start, 
 
     with gA_0[t] = grads[upper + t], gB_0[t] = grads[lower + t] (the gradient rows 2r and 2r + 1),
     gA_1, gB_1 the same next_output elements further, and X[0][t] = planes[start + t], X[1][t] =
-    planes[start + plane_len + t] the input channel's even and odd parity planes. The 18 partial-sum vectors stay in registers over all n positions (n a multiple of
-    16), fed by 4 gradient and 12 input vector loads per 36 fused multiply-adds; they are summed over
-    their lanes once per batch (numba_direct.gw_from_lanes) instead of once per call. No bounds checks:
-    the caller guarantees every position read exists."""
+    planes[start + plane_len + t] the input channel's even and odd parity planes. The 18 partial-sum
+    vectors stay in registers over all n positions (n a multiple of 16), fed by 4 gradient and 12
+    input vector loads per 36 fused multiply-adds; they are summed over their lanes once per batch
+    (numba_direct.gw_from_lanes) instead of once per call. No bounds checks: the caller guarantees
+    every position read exists."""
     counts = (upper, lower, next_output, start, wp, plane_len, n, first, next_sums)
     dtype = grads.dtype if isinstance(grads, types.Array) else None
     if not (dtype in (types.float32, types.float64) and all(_is_flat(a, dtype) for a in (grads, planes, lanes))
