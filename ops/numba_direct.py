@@ -34,7 +34,8 @@ winners). Writing gA/gB for the gradient rows 2r/2r+1 at flat position t,
 The zero pad columns of G make these flat sums exact. The batch is split into `nchunks` fixed index
 ranges, one per thread; gradient sums are kept per chunk, so results do not depend on scheduling.
 Loop lengths are rounded up to a multiple of VEC so that no scalar remainder loop runs; buffers
-carry that much zero slack.
+carry that much zero slack. The tiles take flat views of the arrays (reshape(-1): it fails on a
+non-contiguous array where numba's ravel would silently copy, and the tiles write through them).
 """
 import numpy as np
 from numba import njit, prange
@@ -48,7 +49,7 @@ from .pool_code import RELU_ZERO
 # the files below. Each entry is the start of that file's SHA-256, so that a change there must
 # change this file too, and the cached kernels are recompiled instead of silently kept
 # (tests/test_kernel_cache.py fails until the digest is updated).
-CACHE_DEPENDS_ON = {"numba_tile.py": "16e1ed02404b13ea", "pixels.py": "db8f827d761c40cc",
+CACHE_DEPENDS_ON = {"numba_tile.py": "b44cb2c6cbdc93a2", "pixels.py": "db8f827d761c40cc",
                     "pool_code.py": "3021576932a8b343"}
 
 # Reassociation lets LLVM vectorise the gw reductions; contraction allows FMA. Both keep results
@@ -301,10 +302,10 @@ def _pooled_tiles(pad, r0, nr, ln, wp, w, oi, init, ys, cs):
     most two runs of consecutive outputs, which the two masks select."""
     h2, w2 = ys.shape[1], ys.shape[2]
     slots = wp // 2
-    planes = pad.ravel()
-    weights = w.ravel()
-    values = ys.ravel()
-    codes = cs.ravel()
+    planes = pad.reshape(-1)
+    weights = w.reshape(-1)
+    values = ys.reshape(-1)
+    codes = cs.reshape(-1)
     full = (1 << WINDOWS) - 1
     for t0 in range(0, ln, LANES):
         m0 = t0 // 2
@@ -336,9 +337,9 @@ def _gradient_tiles(gp, r0, nr, ln, wp, wflip, ci, zeros, gxs):
     which an odd H lacks at its end); columns W and W + 1 lie over the pad. With wp >= 16 a tile's
     16 positions fall in at most two row pairs, which the two pairs of masks select."""
     h, wd = gxs.shape[1], gxs.shape[2]
-    planes = gp.ravel()
-    weights = wflip.ravel()
-    out = gxs.ravel()
+    planes = gp.reshape(-1)
+    weights = wflip.reshape(-1)
+    out = gxs.reshape(-1)
     for t0 in range(0, ln, LANES):
         rr = t0 // wp
         x0 = t0 - rr * wp  # column of the tile's first position
@@ -439,7 +440,7 @@ def _scatter(cs, gs, gp, p, wp):
     return the sum of the gradients that passed."""
     h2, w2 = cs.shape
     plen = gp.shape[1]
-    codes = cs.reshape(-1)  # (reshape, unlike ravel, cannot silently copy: planes must be a view)
+    codes = cs.reshape(-1)
     grads = gs.reshape(-1)
     planes = gp.reshape(-1)
     for r in range(h2):
@@ -474,8 +475,8 @@ def backward_sample(xs, wflip, cs, gys, gxs, gwp, gw_lanes, gbp, pad, gp, acc, g
     pb, ob = (p + 1) % 2, ((p + 1) // 2) * wp + p
     hh = (h + 1) // 2  # gx row pairs
     plen = pad.shape[2]
-    planes = pad.ravel()
-    grads = gp.ravel()
+    planes = pad.reshape(-1)
+    grads = gp.reshape(-1)
     sums = 9 * LANES  # one (output, input) channel pair's partial sums in gw_lanes
     step = 2 if k == 3 else 1  # output channels per weight-gradient pass
     _to_parity(xs, pad, p, wp)

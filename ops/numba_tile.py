@@ -80,20 +80,36 @@ def _data(context, builder, ty, value):
     return context.make_array(ty)(context, builder, value).data
 
 
+def _fma(builder, vec):
+    """The fused multiply-add intrinsic of vector type vec (llvm.fma: one rounding per lane)."""
+    kind = "f32" if vec.element == ir.FloatType() else "f64"
+    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]),
+                                          f"llvm.fma.v{vec.count}{kind}")
+
+
+def _load_vector(builder, vec, ptr):
+    """The vector of type vec at ptr (no alignment assumed)."""
+    return builder.load(builder.bitcast(ptr, vec.as_pointer()), align=1)
+
+
+def _lane_mask(builder, vty, bits):
+    """The integer `bits` (lane u: bit u) as the <lanes x i1> mask of vector type vty, and the
+    element's name in LLVM's masked-intrinsic names."""
+    lanes = vty.count
+    mask = builder.bitcast(builder.trunc(bits, ir.IntType(lanes)), ir.VectorType(ir.IntType(1), lanes))
+    elem = vty.element
+    return mask, "i8" if elem == _I8 else "f32" if elem == ir.FloatType() else "f64"
+
+
 def _tile_sums(context, builder, dtype, pdata, start, wp, plen, channels, wdata, o0, idata):
     """Emit the tile's accumulation; return [(even, odd)] vectors of the OUTPUTS channels."""
-    elem = context.get_data_type(dtype)
-    vec = ir.VectorType(elem, LANES)
-    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]),
-                                         f"llvm.fma.v{LANES}{'f32' if dtype == types.float32 else 'f64'}")
+    vec = ir.VectorType(context.get_data_type(dtype), LANES)
+    fma = _fma(builder, vec)
 
     def broadcast(ptr):
         lane0 = builder.insert_element(ir.Constant(vec, ir.Undefined), builder.load(ptr), ir.Constant(_I32, 0))
         return builder.shuffle_vector(lane0, ir.Constant(vec, ir.Undefined),
                                       ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
-
-    def load(ptr):
-        return builder.load(builder.bitcast(ptr, vec.as_pointer()), align=1)
 
     sums = []  # allocas that LLVM keeps in registers
     for k in range(OUTPUTS):
@@ -108,8 +124,9 @@ def _tile_sums(context, builder, dtype, pdata, start, wp, plen, channels, wdata,
         odd = _at(builder, even, plen)  # P_c[1][t]
         # the 12 input vectors: a0 = P0[t + j], b0 = P1[t + j], a1 = P0[t + wp + j], b1 = P1[t + wp + j];
         # kernel row i of the even output reads (a0, b0, a1)[i], of the odd output (b0, a1, b1)[i]
-        a0, b0 = ([load(_at(builder, base, _const(j))) for j in range(3)] for base in (even, odd))
-        a1, b1 = ([load(_at(builder, base, wp, _const(j))) for j in range(3)] for base in (even, odd))
+        a0, b0 = ([_load_vector(builder, vec, _at(builder, base, _const(j))) for j in range(3)] for base in (even, odd))
+        a1, b1 = ([_load_vector(builder, vec, _at(builder, base, wp, _const(j))) for j in range(3)]
+                  for base in (even, odd))
         rows = ((a0, b0, a1), (b0, a1, b1))
         for k in range(OUTPUTS):
             taps = _at(builder, wdata, builder.mul(builder.add(builder.mul(builder.add(o0, _const(k)), channels), c),
@@ -136,13 +153,10 @@ def _masked_store(builder, value, data, index, bits):
     """Store the lanes of vector `value` whose bit is set in the integer `bits` (lane u: bit u) to
     data[index + u], touching no other memory (llvm.masked.store: AVX-512 mask registers)."""
     vty = value.type
-    lanes = vty.count
-    mask = builder.bitcast(builder.trunc(bits, ir.IntType(lanes)), ir.VectorType(ir.IntType(1), lanes))
-    elem = vty.element
-    kind = "i8" if elem == _I8 else "f32" if elem == ir.FloatType() else "f64"
+    mask, kind = _lane_mask(builder, vty, bits)
     store = cgutils.get_or_insert_function(
         builder.module, ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), _I32, mask.type]),
-        f"llvm.masked.store.v{lanes}{kind}.p0")
+        f"llvm.masked.store.v{vty.count}{kind}.p0")
     builder.call(store, [value, builder.bitcast(builder.gep(data, [index]), vty.as_pointer()),
                          ir.Constant(_I32, 1), mask])
 
@@ -275,28 +289,23 @@ def corr3_tile_pair(typingctx, grads, upper, lower, next_output, planes, start, 
         (g_v, upper_v, lower_v, next_v, planes_v, start_v, wp_v, plen_v, n_v, lanes_v, first_v,
          next_sums_v) = _as_intp(context, builder, signature, args)
         ty = signature.args
-        elem = context.get_data_type(ty[0].dtype)
-        vec = ir.VectorType(elem, LANES)
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]),
-                                             f"llvm.fma.v{LANES}{'f32' if ty[0].dtype == types.float32 else 'f64'}")
+        vec = ir.VectorType(context.get_data_type(ty[0].dtype), LANES)
+        fma = _fma(builder, vec)
         gdata = _data(context, builder, ty[0], g_v)
         xdata = _data(context, builder, ty[4], planes_v)
         sdata = _data(context, builder, ty[9], lanes_v)
-
-        def pointer(ptr):
-            return builder.bitcast(ptr, vec.as_pointer())
 
         slots = [_at(builder, sdata, builder.add(first_v, builder.mul(next_sums_v, _const(k))), _const(tap * LANES))
                  for k in range(2) for tap in range(9)]
         sums = []  # allocas that LLVM keeps in registers
         for slot in slots:
             alloca = cgutils.alloca_once(builder, vec)
-            builder.store(builder.load(pointer(slot), align=1), alloca)
+            builder.store(_load_vector(builder, vec, slot), alloca)
             sums.append(alloca)
         steps = builder.udiv(n_v, _const(LANES))
         with cgutils.for_range(builder, steps) as loop:
             t = builder.mul(loop.index, _const(LANES))
-            grad = [builder.load(pointer(_at(builder, gdata, base, t)), align=1)
+            grad = [_load_vector(builder, vec, _at(builder, gdata, base, t))
                     for base in (upper_v, lower_v, builder.add(upper_v, next_v), builder.add(lower_v, next_v))]
             even = _at(builder, xdata, start_v, t)
             odd = _at(builder, even, plen_v)
@@ -304,7 +313,7 @@ def corr3_tile_pair(typingctx, grads, upper, lower, next_output, planes, start, 
             # X1 + wp
             rows = (even, odd, _at(builder, even, wp_v), _at(builder, odd, wp_v))
             for j in range(3):
-                loaded = [builder.load(pointer(_at(builder, row, _const(j))), align=1) for row in rows]
+                loaded = [_load_vector(builder, vec, _at(builder, row, _const(j))) for row in rows]
                 for k in range(2):
                     ga, gb = grad[2 * k], grad[2 * k + 1]
                     for i in range(3):
@@ -312,7 +321,7 @@ def corr3_tile_pair(typingctx, grads, upper, lower, next_output, planes, start, 
                         s = builder.call(fma, [ga, loaded[i], builder.load(slot)])
                         builder.store(builder.call(fma, [gb, loaded[i + 1], s]), slot)
         for slot, alloca in zip(slots, sums):
-            builder.store(builder.load(alloca), pointer(slot), align=1)
+            builder.store(builder.load(alloca), builder.bitcast(slot, vec.as_pointer()), align=1)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -321,13 +330,10 @@ def corr3_tile_pair(typingctx, grads, upper, lower, next_output, planes, start, 
 def _masked_load(builder, vty, data, index, bits):
     """Load the lanes of a vector of type vty whose bit is set in the integer `bits` from
     data[index + u], zeros elsewhere, touching no other memory (llvm.masked.load)."""
-    lanes = vty.count
-    mask = builder.bitcast(builder.trunc(bits, ir.IntType(lanes)), ir.VectorType(ir.IntType(1), lanes))
-    elem = vty.element
-    kind = "i8" if elem == _I8 else "f32" if elem == ir.FloatType() else "f64"
+    mask, kind = _lane_mask(builder, vty, bits)
     load = cgutils.get_or_insert_function(
         builder.module, ir.FunctionType(vty, [vty.as_pointer(), _I32, mask.type, vty]),
-        f"llvm.masked.load.v{lanes}{kind}.p0")
+        f"llvm.masked.load.v{vty.count}{kind}.p0")
     return builder.call(load, [builder.bitcast(builder.gep(data, [index]), vty.as_pointer()), ir.Constant(_I32, 1),
                                mask, ir.Constant(vty, None)])
 
@@ -339,8 +345,8 @@ def scatter_windows(typingctx, codes, grads, first, count, planes, upper, lower)
     planes[upper + 2u], planes[upper + 2u + 1] (its upper row) and planes[lower + 2u],
     planes[lower + 2u + 1] (its lower row); the gradient goes to the position its code names
     (0 1 / 2 3, numba_direct.window_code) and the other three get 0, all four under RELU_ZERO.
-    Vector selects and interleaving shuffles, with masked loads and stores at a row's end: a plain
-    loop stores the four positions one by one (or as 64-bit pairs) instead."""
+    Vector selects and interleaving shuffles, with masked loads and stores at a row's end (a plain
+    loop would store the four positions one by one)."""
     dtype = grads.dtype if isinstance(grads, types.Array) else None
     if not (dtype in (types.float32, types.float64) and _is_flat(codes, types.uint8) and _is_flat(grads, dtype)
             and _is_flat(planes, dtype) and all(isinstance(n, types.Integer) for n in (first, count, upper, lower))):
