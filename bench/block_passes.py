@@ -236,11 +236,11 @@ def measure(batch, image_size, min_seconds):
             forward_direct = block_numba.forward_is_direct(x.shape, w.shape)
             backward_direct = block_numba.backward_is_direct(x.shape, w.shape)
             xf = block_numba._input(x, np.float32, direct=forward_direct and backward_direct)
-            parts = {}
-            for direct, which in ((forward_direct, "forward"), (backward_direct, "backward")):
-                found = (direct_parts(xf, w, code, gy, need_gx, timed) if direct
-                         else gemm_parts(xf, w, b, code, gy, need_gx, timed))
-                parts.update({name: ms for name, ms in found.items() if name.startswith(which)})
+            families = {direct: (direct_parts(xf, w, code, gy, need_gx, timed) if direct
+                                 else gemm_parts(xf, w, b, code, gy, need_gx, timed))
+                        for direct in {forward_direct, backward_direct}}  # each family's parts timed once
+            parts = {name: ms for direct, which in ((forward_direct, "forward"), (backward_direct, "backward"))
+                     for name, ms in families[direct].items() if name.startswith(which)}
             kernels = {(True, True): "direct", (False, False): "im2col + BLAS",
                        (True, False): "direct forward, im2col + BLAS backward",
                        (False, True): "im2col + BLAS forward, direct backward"}[forward_direct, backward_direct]

@@ -124,7 +124,8 @@ def higher_ceiling(before, after):
 
 
 def measure_one(spec):
-    """Run one configuration (in its own subprocess): the sgemm ceiling first, then the calls."""
+    """Run one configuration (in its own subprocess): sgemm, the timed calls, sgemm again; the row's
+    ceiling is the higher of the two sgemm measurements."""
     from engine.model import ModelConfig
     train, device = spec["pass"] == "train", spec["device"]
     before = sgemm_gflops() if device == "cpu" else None
