@@ -1,6 +1,7 @@
 """Whole-epoch throughput against the training step's, on the real photos, in one process.
 
     python bench/epoch_time.py [--data /work/shared/data/PetImages] [--batches 32 256] [--threads 2]
+    python bench/epoch_time.py --processes 2 --threads 1 --name epoch_time_study_layout
 
 The photos are loaded through imagedata (its memory-mapped uint8 cache at --image-size; the first
 load decodes every photo once). For each batch size:
@@ -20,11 +21,20 @@ cache themselves: ops.pixels.PixelRows), naming the training batches' photos in 
 validation (its forward passes, and the rest: its batches and the loss sums), the checkpoint and the
 metrics file; `other` is what is left (per-step bookkeeping, the progress line, the epoch's
 distances). Writes bench/results/epoch_time.json and epoch_time.md.
+
+--processes N measures a study's layout instead of one run: N processes of --threads threads each
+train their own run side by side, exactly as `run.py study` runs its workers (one single-threaded
+worker per core by default), every batch size starting together (a file barrier). Each process
+measures as above; the summary adds up their training throughput, and the effective seconds per
+epoch of the machine (a process's epoch over N) is what `run.py study --project` reads.
 """
 import argparse
 import collections
 import itertools
+import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +42,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from parallel.threads import configure_threads  # noqa: E402  (sets thread variables before numpy loads)
+from bench.study_throughput import wait_for_peers  # noqa: E402
+from parallel.threads import THREAD_VARIABLES, configure_threads  # noqa: E402  (sets thread variables before numpy loads)
 
 PARTS = ("train steps", "train batches", "validation forward", "validation other",
          "checkpoint and metrics file", "other")
@@ -178,6 +189,43 @@ def markdown(rows, header):
     return "\n".join(lines) + "\n"
 
 
+def layout_summary(rows, processes):
+    """Markdown: per batch size, the study layout's figures from every process's rows (each row
+    tagged with its "process"): a process's median epoch, the machine's effective seconds per epoch
+    (that over the processes side by side), their total training throughput, and the medians of
+    the per-epoch ratios."""
+    lines = ["| batch | epoch, median per process | effective s per epoch (machine) | training img/s, "
+             "all processes | epoch / step throughput | steps' share of the epoch | validation's share |",
+             "|---|---|---|---|---|---|---|"]
+    for batch in sorted({r["batch"] for r in rows}):
+        mine = [r for r in rows if r["batch"] == batch]
+        per_process = [statistics.median(r["epoch_seconds"] for r in mine if r["process"] == p)
+                       for p in sorted({r["process"] for r in mine})]
+        epoch = statistics.median(r["epoch_seconds"] for r in mine)
+        total = sum(mine[0]["train_images"] / s for s in per_process)
+
+        def share(part, rs=mine):
+            return statistics.median(sum(r["breakdown_seconds"][p] for p in part) / r["epoch_seconds"] for r in rs)
+        lines.append(f"| {batch} | {' / '.join(f'{s:.2f} s' for s in per_process)} | {epoch / processes:.2f} s | "
+                     f"{total:,.0f} | {statistics.median(r['ratio'] for r in mine):.3f} | "
+                     f"{share(['train steps']):.3f} | {share(['validation forward', 'validation other']):.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def launch_processes(args, argv):
+    """Run this script as args.processes single-run workers side by side; their rows, each tagged
+    with its process index."""
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+    with tempfile.TemporaryDirectory() as folder:
+        outs = [Path(folder, f"process-{i}.json") for i in range(args.processes)]
+        command = [sys.executable, __file__, *argv, "--processes", "1", "--peers", str(args.processes),
+                   "--sync", folder]
+        children = [subprocess.Popen(command + ["--worker", str(out)], env=env) for out in outs]
+        if any(child.wait() != 0 for child in children):
+            raise SystemExit("a measuring process failed (its error is above)")
+        return [{**row, "process": i} for i, out in enumerate(outs) for row in json.loads(out.read_text())]
+
+
 def main():
     """Load the photos, measure every batch size, write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -193,6 +241,11 @@ def main():
                         help="seconds of in-memory steps timed before and after each epoch")
     parser.add_argument("--run-parent", default=None, help="folder for the temporary run folders")
     parser.add_argument("--name", default="epoch_time")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="runs side by side, --threads threads each (a study's layout)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--sync", help=argparse.SUPPRESS)
+    parser.add_argument("--peers", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     configure_threads(args.threads)
     import numba
@@ -203,10 +256,14 @@ def main():
     from imagedata import load_dataset
     from parallel import LocalCommunicator
     tune_process()  # as run.py does: the same heap and BLAS settings as a real run
-    data = load_dataset(args.data, image_size=args.image_size)
+    data = load_dataset(args.data, image_size=args.image_size)  # (decodes once, before any worker starts)
     warm_up_kernels(LocalCommunicator(), args.kernels, print)
+    if args.processes > 1:
+        return write_layout(args, data, launch_processes(args, sys.argv[1:]))
     rows = []
     for batch in args.batches:
+        if args.peers > 1:
+            wait_for_peers(args.sync, f"bs{batch}", args.peers)
         for row in measure_batch(data, batch, args):
             rows.append(row)
             print(f"bs {batch} epoch {row['epoch']}: {row['epoch_seconds']:.1f} s, "
@@ -218,10 +275,30 @@ def main():
     result = {"machine": machine_info(), "threads": numba.get_num_threads(), "data": args.data,
               "image_size": args.image_size, "kernels": args.kernels, "rows": rows,
               "peak_rss_mb": peak_rss_mb()}
+    if args.worker:
+        Path(args.worker).write_text(json.dumps(rows))
+        return
     write_result(args.name, result)
     table = markdown(rows, header)
     (RESULTS / f"{args.name}.md").write_text(table)
     print(table)
+
+
+def write_layout(args, data, rows):
+    """Write NAME.json / NAME.md for the processes' rows."""
+    from bench.common import RESULTS, machine_info, write_result
+    write_result(args.name, {"machine": machine_info(), "processes": args.processes, "threads": args.threads,
+                             "data": args.data, "image_size": args.image_size, "kernels": args.kernels,
+                             "rows": rows})
+    what = (f"{data.identity['n_train']:,} training + {data.identity['n_val']:,} validation photos at "
+            f"{args.image_size} px, kernels {args.kernels}")
+    text = (f"A study's layout: {args.processes} runs side by side, {args.threads} thread(s) each, {what}; "
+            f"{args.epochs} epochs per process and batch size (medians over them)\n\n"
+            + layout_summary(rows, args.processes))
+    for p in range(args.processes):
+        text += "\n" + markdown([r for r in rows if r["process"] == p], f"Process {p + 1}:")
+    (RESULTS / f"{args.name}.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ import statistics
 
 import pytest
 
-from bench.epoch_time import PARTS, Stopwatch, epoch_breakdown, epoch_row
+from bench.epoch_time import PARTS, Stopwatch, epoch_breakdown, epoch_row, layout_summary
 from bench.epoch_time import markdown as epoch_markdown
 from bench.step_time import higher_ceiling, markdown_tables, row_figures
 
@@ -69,6 +69,18 @@ def test_epoch_breakdown_accounts_for_the_whole_epoch():
     assert f"| **epoch / step throughput** | **{row['ratio']:.3f}** |" in text
     assert f"| - train steps | 8.50 s ({8.5 / 10.5:.1%}) |" in text
     assert "| | bs 32 epoch 2 |" in text and "| load average before / after | 1.50 / 2.50 |" in text
+
+
+def test_layout_summary_adds_the_processes_throughput_and_divides_the_epoch_by_them():
+    seconds = {"loss_and_grad": 9.0, "sgd": 0.0, "train_batches": 0.0, "validation": 1.0,
+               "evaluate_sums": 1.0, "checkpoint": 0.0, "metrics_file": 0.0, "val_batches": 0.0}
+    # process 0 takes 10, 12 and 11 s per epoch (median 11), process 1 12 and 14 (median 13)
+    rows = [{**epoch_row(64, e, 2200, 500, seconds, s, steps=[0.03]), "process": p}
+            for p, epochs in enumerate([(10.0, 12.0, 11.0), (12.0, 14.0)]) for e, s in enumerate(epochs, 1)]
+    line = layout_summary(rows, 2).splitlines()[2]
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[:4] == ["64", "11.00 s / 13.00 s", "6.00 s", f"{2200 / 11 + 2200 / 13:,.0f}"]  # median of all: 12
+    assert cells[5] == f"{9.0 / 12.0:.3f}" and cells[6] == f"{1.0 / 12.0:.3f}"
 
 
 def test_stopwatch_times_a_wrapped_method_and_keeps_its_result():

@@ -67,8 +67,8 @@ def build_parser():
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--dry-run", action="store_true", help="print the plan and what is done, train nothing")
     p.add_argument("--project", metavar="FOLDER",
-                   help="print the plan's hours at the article's epoch counts from the whole-epoch and "
-                        "core-layout measurements in FOLDER (bench/results), train nothing")
+                   help="print the plan's hours at the article's epoch counts from the whole epochs "
+                        "measured in FOLDER (bench/results: one process, and the study's layout), train nothing")
     g = p.add_argument_group("plan (defaults from --profile)")
     g.add_argument("--batches", type=_int_list, help="batch sizes, e.g. 32,64,128,256")
     g.add_argument("--base-batch", type=int, help="batch size the base lr belongs to")

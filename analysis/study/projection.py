@@ -135,18 +135,6 @@ def epoch_seconds_by_batch(epoch_rows, batches):
     return by_batch({b: statistics.median(v) for b, v in measured.items()}, batches)
 
 
-def layout_gain(throughput, batches):
-    """{batch: (best layout, its total training images/s over one process on every core)} from
-    bench/study_throughput.py's result (by_batch between the batch sizes it measured)."""
-    rates = {layout: by_batch({int(b): r for b, r in per_batch.items()}, batches)
-             for layout, per_batch in throughput["training_images_per_s"].items()}
-    gains = {}
-    for batch in batches:
-        best = max(rates, key=lambda layout: rates[layout][batch])
-        gains[batch] = (best, rates[best][batch] / rates["threads"][batch])
-    return gains
-
-
 def article_plan(settings):
     """The article's own plan: the same settings with one run per (batch, lr) setting."""
     return StudySettings(**{**vars(settings), "seeds": 1, "trend_seeds": 1, "sweep_seeds": 1})
@@ -160,32 +148,37 @@ def _read_result(folder, name, command):
         raise StudyError(f"no readable {path}: run {command} first") from None
 
 
+LAYOUT_RESULT = "epoch_time_study_layout"
+LAYOUT_COMMAND = f"bench/epoch_time.py --processes 2 --threads 1 --name {LAYOUT_RESULT}"
+
+
 def measured_projection(settings, folder):
     """Markdown: hours of the plan and of the article's one-run-per-setting plan at the article's
-    epoch counts, from whole epochs measured by bench/epoch_time.py (one process on every core)
-    and the study's best core layout measured by bench/study_throughput.py, both in `folder`."""
+    epoch counts, from whole epochs measured by bench/epoch_time.py in `folder`: one process on
+    every core (epoch_time.json), and the study's own layout, runs side by side on one thread each,
+    whose epochs over the number of runs are the machine's effective seconds per epoch."""
     epoch = _read_result(folder, "epoch_time", "bench/epoch_time.py")
-    throughput = _read_result(folder, "study_throughput", "bench/study_throughput.py")
-    if epoch.get("image_size") != settings.image_size:
-        raise StudyError(f"{folder}/epoch_time.json measured {epoch.get('image_size')} px, the plan "
-                         f"trains at {settings.image_size} px")
+    layout = _read_result(folder, LAYOUT_RESULT, LAYOUT_COMMAND)
+    for name, result in (("epoch_time", epoch), (LAYOUT_RESULT, layout)):
+        if result.get("image_size") != settings.image_size:
+            raise StudyError(f"{folder}/{name}.json measured {result.get('image_size')} px, the plan "
+                             f"trains at {settings.image_size} px")
     seconds = epoch_seconds_by_batch(epoch["rows"], settings.batches)
-    gains = layout_gain(throughput, settings.batches)
-    in_layout = {b: seconds[b] / gains[b][1] for b in settings.batches}
-    lines = ["| plan | runs | epochs | hours, one process on every core | hours, best layout |",
+    runs = layout["processes"]
+    in_layout = {b: s / runs for b, s in epoch_seconds_by_batch(layout["rows"], settings.batches).items()}
+    lines = ["| plan | runs | epochs | hours, one process on every core | hours, the study's layout |",
              "|---|---|---|---|---|"]
     for name, plan in (("the article's (one run per setting)", article_plan(settings)),
                        (f"profile {settings.profile} ({settings.seeds} seeds per headline setting)", settings)):
         def epochs_of(run, plan=plan):
             return article_epochs(plan, run.batch, run.lr)
-        runs = plan_runs(plan)
-        lines.append(f"| {name} | {len(runs)} | {sum(epochs_of(r) for r in runs):,} | "
+        lines.append(f"| {name} | {len(plan_runs(plan))} | {sum(epochs_of(r) for r in plan_runs(plan)):,} | "
                      f"{plan_hours(plan, seconds, epochs_of):.1f} | {plan_hours(plan, in_layout, epochs_of):.1f} |")
-    per_batch = ", ".join(f"bs {b} {seconds[b]:.2f} s ({gains[b][0]} x{gains[b][1]:.2f})" for b in settings.batches)
+    per_batch = ", ".join(f"bs {b} {seconds[b]:.2f} s ({in_layout[b]:.2f} s)" for b in settings.batches)
     return (f"Whole {settings.image_size}-px epochs of {epoch['rows'][0]['train_images']:,} training + "
-            f"{epoch['rows'][0]['val_images']:,} validation photos measured by bench/epoch_time.py on "
-            f"{epoch['machine']['date']}, one process on {epoch['threads']} threads: {per_batch} (in "
-            f"brackets the study's best layout and its total training throughput over one process, "
-            f"bench/study_throughput.py on {throughput['machine']['date']}). Epochs per run: the "
-            f"article's convergence epochs plus the patience of {settings.patience}, at most "
-            f"{settings.max_epochs}; analyses not included.\n\n" + "\n".join(lines) + "\n")
+            f"{epoch['rows'][0]['val_images']:,} validation photos measured by bench/epoch_time.py: one "
+            f"process on {epoch['threads']} threads ({epoch['machine']['date']}) and, in brackets, the "
+            f"study's layout, {runs} runs side by side on {layout['threads']} thread(s) each, one epoch of "
+            f"each over {runs} ({layout['machine']['date']}): {per_batch}. Epochs per run: the article's "
+            f"convergence epochs plus the patience of {settings.patience}, at most {settings.max_epochs}; "
+            f"analyses not included.\n\n" + "\n".join(lines) + "\n")
