@@ -1,4 +1,4 @@
-"""Whole-epoch throughput against the training step's, on the real photos, in one process.
+"""Whole-epoch throughput against the training step's, on the real photos: one run, or a study's layout.
 
     python bench/epoch_time.py [--data /work/shared/data/PetImages] [--batches 32 256] [--threads 2]
     python bench/epoch_time.py --processes 2 --threads 1 --name epoch_time_study_layout

@@ -178,7 +178,7 @@ def measured_projection(settings, folder):
     return (f"Whole {settings.image_size}-px epochs of {epoch['rows'][0]['train_images']:,} training + "
             f"{epoch['rows'][0]['val_images']:,} validation photos measured by bench/epoch_time.py: one "
             f"process on {epoch['threads']} threads ({epoch['machine']['date']}) and, in brackets, the "
-            f"study's layout, {runs} runs side by side on {layout['threads']} thread(s) each, one epoch of "
-            f"each over {runs} ({layout['machine']['date']}): {per_batch}. Epochs per run: the article's "
+            f"study's layout, {runs} runs side by side on {layout['threads']} thread(s) each, the machine's "
+            f"seconds per epoch being a run's epoch over {runs} ({layout['machine']['date']}): {per_batch}. Epochs per run: the article's "
             f"convergence epochs plus the patience of {settings.patience}, at most {settings.max_epochs}; "
             f"analyses not included.\n\n" + "\n".join(lines) + "\n")
