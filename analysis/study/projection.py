@@ -179,6 +179,6 @@ def measured_projection(settings, folder):
             f"{epoch['rows'][0]['val_images']:,} validation photos measured by bench/epoch_time.py: one "
             f"process on {epoch['threads']} threads ({epoch['machine']['date']}) and, in brackets, the "
             f"study's layout, {runs} runs side by side on {layout['threads']} thread(s) each, the machine's "
-            f"seconds per epoch being a run's epoch over {runs} ({layout['machine']['date']}): {per_batch}. Epochs per run: the article's "
-            f"convergence epochs plus the patience of {settings.patience}, at most {settings.max_epochs}; "
-            f"analyses not included.\n\n" + "\n".join(lines) + "\n")
+            f"seconds per epoch being a run's epoch over {runs} ({layout['machine']['date']}): {per_batch}. "
+            f"Epochs per run: the article's convergence epochs plus the patience of {settings.patience}, at "
+            f"most {settings.max_epochs}; analyses not included.\n\n" + "\n".join(lines) + "\n")
