@@ -27,8 +27,9 @@ def _assert_close(a, ref, rtol):
     assert float(np.abs(a.astype(np.float64) - ref).max()) <= rtol * scale
 
 
-# (N, in, out): fewer rows or output units than threads, odd sizes, the study's dense1 and dense2
-SHAPES = [(1, 5, 3), (3, 7, 1), (5, 9, 4), (32, 1024, 256), (33, 256, 256)]
+# (N, in, out): fewer rows or output units than threads, odd sizes, the study's dense1 and dense2;
+# batches below and from numba_dense.TRANSPOSED_BELOW (the two forms of the forward)
+SHAPES = [(1, 5, 3), (3, 7, 1), (5, 9, 4), (32, 1024, 256), (33, 256, 256), (130, 64, 3), (300, 9, 256)]
 
 
 @pytest.mark.parametrize("shape", SHAPES)
