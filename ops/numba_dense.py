@@ -34,31 +34,20 @@ def _rows(a, lo, hi):
 
 
 @njit(cache=True, parallel=True)
-def _forward(x, wt, b, y, nchunks):
-    """y = x @ wt + b with the rows of x split over nchunks threads (wt = W^T, a transposed view)."""
-    n = x.shape[0]
+def _split_product(a, m, bias, out, nchunks, bias_per_row):
+    """out = a @ m with the rows of a (and of out) split over nchunks threads, plus the bias: along
+    every row (y = x W^T + b), or with bias_per_row, bias[r] on all of row r (y^T = W x^T + b)."""
+    n = a.shape[0]
     for t in prange(nchunks):
         lo, hi = t * n // nchunks, (t + 1) * n // nchunks
         if hi > lo:
-            part = _rows(y, lo, hi)
-            np.dot(_rows(x, lo, hi), wt, part)
+            part = _rows(out, lo, hi)
+            np.dot(_rows(a, lo, hi), m, part)
             for r in range(hi - lo):
-                for o in range(b.shape[0]):
-                    part[r, o] += b[o]
-
-
-@njit(cache=True, parallel=True)
-def _forward_transposed(x, w, b, yt, nchunks):
-    """yt = w @ x^T + b[:, None] with the rows of w (output units) split over nchunks threads."""
-    out = w.shape[0]
-    xt = x.T
-    for t in prange(nchunks):
-        lo, hi = t * out // nchunks, (t + 1) * out // nchunks
-        if hi > lo:
-            part = _rows(yt, lo, hi)
-            np.dot(_rows(w, lo, hi), xt, part)
-            for o in range(hi - lo):
-                part[o] += b[lo + o]
+                if bias_per_row:
+                    part[r] += bias[lo + r]
+                else:
+                    part[r] += bias
 
 
 @njit(cache=True, parallel=True)
@@ -88,11 +77,11 @@ def dense_forward(x, w, b):
     if n < TRANSPOSED_BELOW:
         yt = np.empty((out, n), x.dtype)
         with numba_blas.single_threaded():
-            _forward_transposed(x, w, b, yt, max(1, min(threads, out)))
+            _split_product(w, x.T, b, yt, max(1, min(threads, out)), True)
         return np.ascontiguousarray(yt.T)
     y = np.empty((n, out), x.dtype)
     with numba_blas.single_threaded():
-        _forward(x, w.T, b, y, max(1, min(threads, n)))
+        _split_product(x, w.T, b, y, max(1, min(threads, n)), False)
     return y
 
 
