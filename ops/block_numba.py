@@ -30,7 +30,7 @@ GEMM_MIN_CHANNELS = 16
 # 16x16 5.6 / 6.5, 16 ch. 32x32 14.2 / 21.6, 32 ch. 32x32 55.8 / 63.1 against 16 ch. 12x12
 # 4.6 / 4.3, 32 ch. 16x16 20.3 / 18.8, 64 ch. 16x16 70.5 / 63.6). Measured when the weight
 # gradient's loops reduced their sums once per sample, which short planes paid for; its tile
-# (numba_tile.corr3_tile_pair) reduces them once per batch, so the rule may now be conservative
+# (numba_tile.corr3_tile_left/right) reduces them once per batch, so the rule may now be conservative
 # for the shapes below it (not remeasured: the study's conv4 is direct either way).
 DIRECT_BACKWARD_POSITIONS = 16
 
@@ -156,7 +156,7 @@ def conv_relu_pool_forward(x, w, b):
             _gemm_forward(x, w, b, y, code, nch)
         return y, code
     xpad, acc, block = _forward_scratch(x.shape, w.shape, nch, dtype)
-    numba_direct.direct_forward(x, w, b, y, code, xpad, acc, block, nch)
+    numba_direct.direct_forward(x, w, numba_direct.winograd_weights(w), b, y, code, xpad, acc, block, nch)
     return y, code
 
 
@@ -229,15 +229,16 @@ def _backward_scratch(x_shape, w_shape, nch, dtype):
     gpad = _workspace(("gpad", h, wd, k), (nch, o, 2, plane), dtype)
     acc = _acc_workspace("acc", nch, gx_block * wp + numba_direct.VEC, dtype)
     # the 3x3 weight gradient's vector partial sums (zero between calls; numba_direct.gw_from_lanes)
-    gw_lanes = _workspace(("gw_lanes", o, c), (nch, o * c * 9 * numba_direct.LANES), dtype)
+    gw_lanes = _workspace(("gw_lanes", o, c), (nch, o * c * numba_direct.GW_SUMS * numba_direct.LANES), dtype)
     return xpad, gpad, acc, gw_lanes, gx_block, gw_len
 
 
 def _direct_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx):
     """Backward with the direct kernels into gx / per-chunk gw_part, gb_part."""
     xpad, gpad, acc, gw_lanes, gx_block, gw_len = _backward_scratch(x.shape, w.shape, nch, w.dtype)
-    numba_direct.direct_backward(x, _flipped(w), code, gy, gx, gw_part, gw_lanes, gb_part, xpad, gpad, acc,
-                                 gx_block, gw_len, nch, need_gx)
+    wflip = _flipped(w)
+    numba_direct.direct_backward(x, wflip, numba_direct.winograd_weights(wflip), code, gy, gx, gw_part, gw_lanes,
+                                 gb_part, xpad, gpad, acc, gx_block, gw_len, nch, need_gx)
 
 
 def _check_stack(x, ws, bs=None):
@@ -291,7 +292,8 @@ def stack_forward(x, ws, bs, keep=True):
     if ys[-1].size:
         scratch = [_forward_scratch(shape, w.shape, nch, dtype) for shape, w in zip(shapes, ws)]
         xpads, accs, blocks = (tuple(part) for part in zip(*scratch))
-        numba_direct.stack_forward(photos, rows, ws, bs, tuple(ys), tuple(codes), xpads, accs, blocks, nch,
+        winos = tuple(numba_direct.winograd_weights(w) for w in ws)
+        numba_direct.stack_forward(photos, rows, ws, winos, bs, tuple(ys), tuple(codes), xpads, accs, blocks, nch,
                                    keep)
     return (ys, codes) if keep else (ys[-1:], [])
 
@@ -315,9 +317,11 @@ def stack_backward(x, ws, ys, codes, gy, need_gx=True):
     # block i's output gradient (i < last), one sample per thread, kept in cache between blocks
     gscratch = tuple(_workspace("gscratch", (nch,) + y.shape[1:], dtype) for y in ys[:-1])
     if len(rows):
-        numba_direct.stack_backward(photos, rows, tuple(_flipped(w) for w in ws), tuple(codes), tuple(ys), gy, gx,
-                                    gw_parts, gw_lanes, gb_parts, xpads, gpads, accs, gscratch, gx_blocks,
-                                    gw_lens, nch, need_gx)
+        wflips = tuple(_flipped(w) for w in ws)
+        wino_flips = tuple(numba_direct.winograd_weights(wflip) for wflip in wflips)
+        numba_direct.stack_backward(photos, rows, wflips, wino_flips, tuple(codes), tuple(ys), gy, gx, gw_parts,
+                                    gw_lanes, gb_parts, xpads, gpads, accs, gscratch, gx_blocks, gw_lens, nch,
+                                    need_gx)
     else:
         for part in gw_parts + gb_parts:
             part[...] = 0

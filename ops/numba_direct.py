@@ -13,17 +13,18 @@ computed and ignored). The 3x3 loops work on two output channels at once (_taps3
 12 input loads then feed 36 multiply-adds, which makes the loops bound by the FMA units rather
 than by loads (~90 % of the machine's one-thread sgemm rate in isolation). Those loops load and
 store their accumulator rows once per input channel; where the channel counts and the plane allow,
-the 3x3 forward and input-gradient passes use numba_tile's tiles instead (four output channels, the
-sums in registers across all input channels, written straight to the outputs: conv3_tile_pool
-pools them first, conv3_tile_rows stores them), and the loops serve the other shapes. The 3x3
-weight gradient runs on numba_tile.corr3_tile_pair (two output channels against one input channel:
-the same 36 multiply-adds per 12 input loads) into vector partial sums that are summed over their
-lanes once per batch (gw_from_lanes), not once per sample and channel pair (16 x 16 planes of conv4:
-~1.5x faster). The forward loops pool straight from small per-thread accumulator rows (even/odd
-rows of two channels): the pre-pool activation is never written. They load and store
-those four rows in every iteration, so the caller places them 1 KiB apart modulo 4 KiB
-(block_numba._acc_workspace); rows at nearby addresses modulo 4 KiB can halve the loop's speed (4K
-aliasing).
+the 3x3 forward and input-gradient passes use numba_tile's tiles instead (four output channels,
+Winograd F(2, 3) down the kernel columns with the weights transformed once per call by
+winograd_weights, the sums in registers across all input channels, written straight to the
+outputs: conv3_tile_pool pools them first, conv3_tile_rows stores them), and the loops serve the
+other shapes. The 3x3 weight gradient runs on numba_tile.corr3_tile_left and corr3_tile_right (two
+output channels against one input channel, Winograd F(3, 2) down the kernel columns) into vector
+partial sums that are summed over their lanes and transformed once per batch (gw_from_lanes), not
+once per sample and channel pair (16 x 16 planes of conv4: ~1.5x faster). The forward loops pool
+straight from small per-thread accumulator rows (even/odd rows of two channels): the pre-pool
+activation is never written. They load and store those four rows in every iteration, so the caller
+places them 1 KiB apart modulo 4 KiB (block_numba._acc_workspace); rows at nearby addresses modulo
+4 KiB can halve the loop's speed (4K aliasing).
 
 Backward: the pooled gradient is scattered into padded parity planes G (zero except at the window
 winners). Writing gA/gB for the gradient rows 2r/2r+1 at flat position t,
@@ -41,15 +42,15 @@ import numpy as np
 from numba import njit, prange
 
 from .pixels import input_value
-from .numba_tile import (LANES, OUTPUTS, WINDOWS, conv3_tile_pool, conv3_tile_rows, corr3_tile_pair,
-                         scatter_windows)
+from .numba_tile import (GW_SUMS, LANES, OUTPUTS, WINDOWS, conv3_tile_pool, conv3_tile_rows, corr3_tile_left,
+                         corr3_tile_right, scatter_windows)
 from .pool_code import RELU_ZERO
 
 # numba's on-disk cache of these kernels is keyed to this file alone, yet they compile in code from
 # the files below. Each entry is the start of that file's SHA-256, so that a change there must
 # change this file too, and the cached kernels are recompiled instead of silently kept
 # (tests/test_kernel_cache.py fails until the digest is updated).
-CACHE_DEPENDS_ON = {"numba_tile.py": "b44cb2c6cbdc93a2", "pixels.py": "db8f827d761c40cc",
+CACHE_DEPENDS_ON = {"numba_tile.py": "61e04c5e1f97d541", "pixels.py": "db8f827d761c40cc",
                     "pool_code.py": "3021576932a8b343"}
 
 # Reassociation lets LLVM vectorise the gw reductions; contraction allows FMA. Both keep results
@@ -259,10 +260,10 @@ def _pool(ev, od, wp, ys, cs):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def forward_sample(xs, w, b, ys, cs, pad, acc, block):
-    """Fused forward of one sample xs (C, H, W) into ys/cs (O, H/2, W/2). pad (C, 2, plane_len) with
-    zero slack, acc (ACC_ROWS, >= block * wp + VEC) accumulator rows; `block` = window rows per
-    pass."""
+def forward_sample(xs, w, wino, b, ys, cs, pad, acc, block):
+    """Fused forward of one sample xs (C, H, W) into ys/cs (O, H/2, W/2); wino = winograd_weights(w)
+    for the tiles. pad (C, 2, plane_len) with zero slack, acc (ACC_ROWS, >= block * wp + VEC)
+    accumulator rows; `block` = window rows per pass."""
     c, h, wd = xs.shape
     o, k = w.shape[0], w.shape[2]
     p = k // 2
@@ -276,11 +277,30 @@ def forward_sample(xs, w, b, ys, cs, pad, acc, block):
         ln = _round_up((nr - 1) * wp + 2 * w2)
         for oi in range(0, o, step):
             if tiled:
-                _pooled_tiles(pad, r0, nr, ln, wp, w, oi, b, ys, cs)
+                _pooled_tiles(pad, r0, nr, ln, wp, wino, oi, b, ys, cs)
             else:
                 _loop_pass(pad, r0 * wp, ln, wp, w, oi, b, acc)
                 for u in range(min(step, o - oi)):
                     _pool(acc[2 * u], acc[2 * u + 1], wp, ys[oi + u, r0:r0 + nr], cs[oi + u, r0:r0 + nr])
+
+
+@njit(cache=True)
+def winograd_weights(w):
+    """The tiles' weights (numba_tile._tile_sums): u[o, c, j] = (g0, (g0 + g1 + g2) / 2,
+    (g0 - g1 + g2) / 2, g2) for kernel column g = w[o, c, :, j], the Winograd F(2, 3) transform of
+    each column. Computed once per call for the whole batch; (0, C, 3, 4) for kernels that are not
+    3 x 3 (only 3 x 3 kernels run on the tiles)."""
+    o, c = (w.shape[0], w.shape[1]) if w.shape[2] == 3 else (0, w.shape[1])
+    u = np.empty((o, c, 3, 4), w.dtype)
+    for oi in range(o):
+        for ci in range(c):
+            for j in range(3):
+                g0, g1, g2 = w[oi, ci, 0, j], w[oi, ci, 1, j], w[oi, ci, 2, j]
+                u[oi, ci, j, 0] = g0
+                u[oi, ci, j, 1] = (g0 + g1 + g2) * 0.5
+                u[oi, ci, j, 2] = (g0 - g1 + g2) * 0.5
+                u[oi, ci, j, 3] = g2
+    return u
 
 
 @njit(cache=True)
@@ -293,7 +313,7 @@ def pools_in_tile(o, k, wp, w2):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _pooled_tiles(pad, r0, nr, ln, wp, w, oi, init, ys, cs):
+def _pooled_tiles(pad, r0, nr, ln, wp, wino, oi, init, ys, cs):
     """Window rows r0 .. r0 + nr of output channels oi .. oi + 3 (conv + init, pooled in registers by
     numba_tile.conv3_tile_pool) into ys/cs (O, H/2, W/2), from the ln flat positions of the pass.
 
@@ -303,7 +323,7 @@ def _pooled_tiles(pad, r0, nr, ln, wp, w, oi, init, ys, cs):
     h2, w2 = ys.shape[1], ys.shape[2]
     slots = wp // 2
     planes = pad.reshape(-1)
-    weights = w.reshape(-1)
+    weights = wino.reshape(-1)
     values = ys.reshape(-1)
     codes = cs.reshape(-1)
     full = (1 << WINDOWS) - 1
@@ -328,7 +348,7 @@ def gradient_in_tile(c, k, wp):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _gradient_tiles(gp, r0, nr, ln, wp, wflip, ci, zeros, gxs):
+def _gradient_tiles(gp, r0, nr, ln, wp, wino_flip, ci, zeros, gxs):
     """Row pairs r0 .. r0 + nr of the input gradient's channels ci .. ci + 3 (G convolved with the
     flipped kernels, numba_tile.conv3_tile_rows) straight into gxs (C, H, W), from the ln flat
     positions of the pass.
@@ -338,7 +358,7 @@ def _gradient_tiles(gp, r0, nr, ln, wp, wflip, ci, zeros, gxs):
     16 positions fall in at most two row pairs, which the two pairs of masks select."""
     h, wd = gxs.shape[1], gxs.shape[2]
     planes = gp.reshape(-1)
-    weights = wflip.reshape(-1)
+    weights = wino_flip.reshape(-1)
     out = gxs.reshape(-1)
     for t0 in range(0, ln, LANES):
         rr = t0 // wp
@@ -374,44 +394,44 @@ def _loop_pass(pad, off, ln, wp, w, oi, init, acc):
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def direct_forward(x, w, b, y, code, xpad, acc, block, nchunks):
+def direct_forward(x, w, wino, b, y, code, xpad, acc, block, nchunks):
     """Fused forward into y/code, sample by sample on nchunks threads. xpad (nchunks, C, 2,
     plane_len), acc (nchunks, ACC_ROWS, >= block * wp + VEC): per-thread scratch (forward_sample)."""
     n = x.shape[0]
     for t in prange(nchunks):
         for s in range(t * n // nchunks, (t + 1) * n // nchunks):
-            forward_sample(x[s], w, b, y[s], code[s], xpad[t], acc[t], block)
+            forward_sample(x[s], w, wino, b, y[s], code[s], xpad[t], acc[t], block)
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def stack_forward(x, rows, ws, bs, ys, codes, xpads, accs, blocks, nchunks, keep):
+def stack_forward(x, rows, ws, winos, bs, ys, codes, xpads, accs, blocks, nchunks, keep):
     """Forward of several direct blocks in a row, each sample through all of them before the next:
     block i reads sample s's output of block i-1 while it is still in this core's cache, where the
     layer-by-layer order reads it back from memory for the whole batch. Sample s's input is
-    x[rows[s]] (x may be the whole dataset: the batch is never copied out). Per block i: weights ws[i],
-    biases bs[i], outputs ys[i]/codes[i] (N, O_i, H_i/2, W_i/2), scratch xpads[i]/accs[i] and
-    blocks[i] as for direct_forward. The same sums as direct_forward block by block (bitwise).
-    Without `keep` (no backward to come) only the last block's ys is for the whole batch: the other
-    outputs and every codes array have one row per thread (nchunks, ...), overwritten sample after
-    sample, so they never leave the cache."""
+    x[rows[s]] (x may be the whole dataset: the batch is never copied out). Per block i: weights ws[i]
+    and winos[i] = winograd_weights(ws[i]), biases bs[i], outputs ys[i]/codes[i] (N, O_i, H_i/2,
+    W_i/2), scratch xpads[i]/accs[i] and blocks[i] as for direct_forward. The same sums as
+    direct_forward block by block (bitwise). Without `keep` (no backward to come) only the last
+    block's ys is for the whole batch: the other outputs and every codes array have one row per
+    thread (nchunks, ...), overwritten sample after sample, so they never leave the cache."""
     n = rows.shape[0]
     for t in prange(nchunks):
         for s in range(t * n // nchunks, (t + 1) * n // nchunks):
             if keep:
-                _stack_sample(x[rows[s]], s, s, t, ws, bs, ys, codes, xpads, accs, blocks)
+                _stack_sample(x[rows[s]], s, s, t, ws, winos, bs, ys, codes, xpads, accs, blocks)
             else:
-                _stack_sample(x[rows[s]], s, t, t, ws, bs, ys, codes, xpads, accs, blocks)
+                _stack_sample(x[rows[s]], s, t, t, ws, winos, bs, ys, codes, xpads, accs, blocks)
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _stack_sample(xs, s, r, t, ws, bs, ys, codes, xpads, accs, blocks):
+def _stack_sample(xs, s, r, t, ws, winos, bs, ys, codes, xpads, accs, blocks):
     """Sample s (input xs) through every block of stack_forward on thread t: the last block's output
     goes to row s, the other outputs and the codes to row r (s, or t for per-thread scratch)."""
     last = len(ws) - 1
-    forward_sample(xs, ws[0], bs[0], ys[0][r], codes[0][r], xpads[0][t], accs[0][t], blocks[0])
+    forward_sample(xs, ws[0], winos[0], bs[0], ys[0][r], codes[0][r], xpads[0][t], accs[0][t], blocks[0])
     for i in range(1, last):
-        forward_sample(ys[i - 1][r], ws[i], bs[i], ys[i][r], codes[i][r], xpads[i][t], accs[i][t], blocks[i])
-    forward_sample(ys[last - 1][r], ws[last], bs[last], ys[last][s], codes[last][r], xpads[last][t],
+        forward_sample(ys[i - 1][r], ws[i], winos[i], bs[i], ys[i][r], codes[i][r], xpads[i][t], accs[i][t], blocks[i])
+    forward_sample(ys[last - 1][r], ws[last], winos[last], bs[last], ys[last][s], codes[last][r], xpads[last][t],
                    accs[last][t], blocks[last])
 
 
@@ -457,11 +477,12 @@ def _scatter(cs, gs, gp, p, wp):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def backward_sample(xs, wflip, cs, gys, gxs, gwp, gw_lanes, gbp, pad, gp, acc, gx_block, gw_len, need_gx):
+def backward_sample(xs, wflip, wino_flip, cs, gys, gxs, gwp, gw_lanes, gbp, pad, gp, acc, gx_block, gw_len, need_gx):
     """Fused backward of one sample: adds its weight and bias gradients to gwp (O, C, k, k) and gbp
-    (O,) (for k = 3 and pairs of output channels, to the vector partial sums gw_lanes (O * C * 9 *
+    (O,) (for k = 3 and pairs of output channels, to the vector partial sums gw_lanes (O * C * GW_SUMS *
     LANES,) instead: gw_from_lanes adds those to gwp once per batch), writes its input gradient to gxs
-    (C, H, W) when need_gx. wflip[c, o] = w[o, c] flipped in both axes; pad/gp (C or O, 2,
+    (C, H, W) when need_gx. wflip[c, o] = w[o, c] flipped in both axes, wino_flip =
+    winograd_weights(wflip) for the tiles; pad/gp (C or O, 2,
     plane_len) with zero slack; acc (ACC_ROWS, >= gx_block * wp + VEC); gx_block = gx row pairs per
     pass; gw_len = flat positions per weight-gradient pass."""
     c, h, wd = xs.shape
@@ -477,7 +498,7 @@ def backward_sample(xs, wflip, cs, gys, gxs, gwp, gw_lanes, gbp, pad, gp, acc, g
     plen = pad.shape[2]
     planes = pad.reshape(-1)
     grads = gp.reshape(-1)
-    sums = 9 * LANES  # one (output, input) channel pair's partial sums in gw_lanes
+    sums = GW_SUMS * LANES  # one (output, input) channel pair's partial sums in gw_lanes
     step = 2 if k == 3 else 1  # output channels per weight-gradient pass
     _to_parity(xs, pad, p, wp)
     for oi in range(o):
@@ -489,8 +510,10 @@ def backward_sample(xs, wflip, cs, gys, gxs, gwp, gw_lanes, gbp, pad, gp, acc, g
                 upper = (2 * oi + pa) * plen + oa + start
                 lower = (2 * oi + pb) * plen + ob + start
                 for ci in range(c):
-                    corr3_tile_pair(grads, upper, lower, 2 * plen, planes, 2 * ci * plen + start, wp, plen, ln,
+                    corr3_tile_left(grads, upper, lower, 2 * plen, planes, 2 * ci * plen + start, wp, plen, ln,
                                     gw_lanes, (oi * c + ci) * sums, c * sums)
+                    corr3_tile_right(grads, upper, lower, 2 * plen, planes, 2 * ci * plen + start, wp, plen, ln,
+                                     gw_lanes, (oi * c + ci) * sums, c * sums)
             else:
                 ga = gp[oi, pa, oa + start:oa + start + ln]
                 gb = gp[oi, pb, ob + start:ob + start + ln]
@@ -506,7 +529,7 @@ def backward_sample(xs, wflip, cs, gys, gxs, gwp, gw_lanes, gbp, pad, gp, acc, g
             for ci in range(0, c, gx_step):
                 # the input gradient is the forward convolution of G with the flipped kernels
                 if tiled:
-                    _gradient_tiles(gp, r0, nr, ln, wp, wflip, ci, zeros, gxs)
+                    _gradient_tiles(gp, r0, nr, ln, wp, wino_flip, ci, zeros, gxs)
                 else:
                     _loop_pass(gp, r0 * wp, ln, wp, wflip, ci, zeros, acc)
                     for u in range(min(gx_step, c - ci)):
@@ -515,23 +538,31 @@ def backward_sample(xs, wflip, cs, gys, gxs, gwp, gw_lanes, gbp, pad, gp, acc, g
 
 @njit(cache=True)
 def gw_from_lanes(gw_lanes, gwp):
-    """Add the weight-gradient partial sums gw_lanes (O * C * 9 * LANES,) of corr3_tile_pair to gwp
-    (O, C, 3, 3), each entry the sum of its LANES lanes (in lane order), and zero them."""
-    flat = gwp.reshape(-1)
-    for e in range(flat.shape[0]):
-        lanes = gw_lanes[e * LANES:(e + 1) * LANES]
-        total = flat[e]
-        for u in range(LANES):
-            total += lanes[u]
-        flat[e] = total
+    """Add the weight-gradient partial sums gw_lanes (O * C * GW_SUMS * LANES,) of the weight-gradient
+    tiles to gwp (O, C, 3, 3) and zero them: per channel pair and kernel column j, S_1..S_4 are the sums of
+    their LANES lanes (in lane order), and the column's three taps get Winograd's output transform
+    z_0 = S_1 + (S_2 + S_3) / 2, z_1 = (S_2 - S_3) / 2, z_2 = (S_2 + S_3) / 2 + S_4."""
+    pairs = gwp.shape[0] * gwp.shape[1]
+    flat = gwp.reshape(pairs, 3, 3)
+    for e in range(pairs):
+        for j in range(3):
+            totals = np.zeros(4, gw_lanes.dtype)
+            for m in range(4):
+                lanes = gw_lanes[((e * 3 + j) * 4 + m) * LANES:((e * 3 + j) * 4 + m + 1) * LANES]
+                for u in range(LANES):
+                    totals[m] += lanes[u]
+            half = (totals[1] + totals[2]) * 0.5
+            flat[e, 0, j] += totals[0] + half
+            flat[e, 1, j] += (totals[1] - totals[2]) * 0.5
+            flat[e, 2, j] += half + totals[3]
     gw_lanes[:] = 0
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def direct_backward(x, wflip, code, gy, gx, gw_part, gw_lanes, gb_part, xpad, gpad, acc, gx_block, gw_len,
+def direct_backward(x, wflip, wino_flip, code, gy, gx, gw_part, gw_lanes, gb_part, xpad, gpad, acc, gx_block, gw_len,
                     nchunks, need_gx):
     """Fused backward, sample by sample on nchunks threads: gw_part/gb_part (nchunks, ...) receive
-    per-chunk sums (so results do not depend on scheduling); gw_lanes (nchunks, O * C * 9 * LANES),
+    per-chunk sums (so results do not depend on scheduling); gw_lanes (nchunks, O * C * GW_SUMS * LANES),
     zero on entry and on return, holds the chunks' weight-gradient partial sums in between;
     xpad/gpad/acc per-thread scratch and gx_block/gw_len as for backward_sample; gx is written when
     need_gx."""
@@ -541,14 +572,14 @@ def direct_backward(x, wflip, code, gy, gx, gw_part, gw_lanes, gb_part, xpad, gp
         gb_part[t][:] = 0
         for s in range(t * n // nchunks, (t + 1) * n // nchunks):
             gxs = gx[s] if need_gx else gy[s]  # (gy[s] stands in, unwritten, without need_gx)
-            backward_sample(x[s], wflip, code[s], gy[s], gxs, gw_part[t], gw_lanes[t], gb_part[t], xpad[t], gpad[t],
-                            acc[t], gx_block, gw_len, need_gx)
+            backward_sample(x[s], wflip, wino_flip, code[s], gy[s], gxs, gw_part[t], gw_lanes[t], gb_part[t], xpad[t],
+                            gpad[t], acc[t], gx_block, gw_len, need_gx)
         if wflip.shape[2] == 3:
             gw_from_lanes(gw_lanes[t], gw_part[t])
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def stack_backward(x, rows, wflips, codes, ys, gy, gx, gw_parts, gw_lanes, gb_parts, xpads, gpads, accs,
+def stack_backward(x, rows, wflips, wino_flips, codes, ys, gy, gx, gw_parts, gw_lanes, gb_parts, xpads, gpads, accs,
                    gscratch, gx_blocks, gw_lens, nchunks, need_gx):
     """Backward of the blocks of stack_forward, each sample from the last block down to the first
     before the next sample: the input gradient of block i is block i-1's output gradient, and it
@@ -567,11 +598,12 @@ def stack_backward(x, rows, wflips, codes, ys, gy, gx, gw_parts, gw_lanes, gb_pa
         for s in range(t * n // nchunks, (t + 1) * n // nchunks):
             for i in range(last, 0, -1):
                 gys = gy[s] if i == last else gscratch[i][t]
-                backward_sample(ys[i - 1][s], wflips[i], codes[i][s], gys, gscratch[i - 1][t], gw_parts[i][t],
-                                gw_lanes[i][t], gb_parts[i][t], xpads[i][t], gpads[i][t], accs[i][t], gx_blocks[i],
-                                gw_lens[i], True)
+                backward_sample(ys[i - 1][s], wflips[i], wino_flips[i], codes[i][s], gys, gscratch[i - 1][t],
+                                gw_parts[i][t], gw_lanes[i][t], gb_parts[i][t], xpads[i][t], gpads[i][t], accs[i][t],
+                                gx_blocks[i], gw_lens[i], True)
             gxs = gx[s] if need_gx else gscratch[0][t]  # (stands in, unwritten, without need_gx)
-            backward_sample(x[rows[s]], wflips[0], codes[0][s], gscratch[0][t], gxs, gw_parts[0][t], gw_lanes[0][t],
-                            gb_parts[0][t], xpads[0][t], gpads[0][t], accs[0][t], gx_blocks[0], gw_lens[0], need_gx)
+            backward_sample(x[rows[s]], wflips[0], wino_flips[0], codes[0][s], gscratch[0][t], gxs, gw_parts[0][t],
+                            gw_lanes[0][t], gb_parts[0][t], xpads[0][t], gpads[0][t], accs[0][t], gx_blocks[0],
+                            gw_lens[0], need_gx)
         for i in range(last + 1):
             gw_from_lanes(gw_lanes[i][t], gw_parts[i][t])

@@ -6,15 +6,26 @@ four output channels at once, both output rows of each pooling window:
     even[o][t] = init[o] + sum_c sum_(i,j) w[o, c, i, j] * P_c[i % 2]      [t + (i // 2) * wp + j]
     odd[o][t]  = init[o] + sum_c sum_(i,j) w[o, c, i, j] * P_c[(i+1) % 2]  [t + ((i+1) // 2) * wp + j]
 
-The eight sums (4 channels x even/odd) stay in vector registers across ALL input channels: per
-channel the tile loads the 12 input vectors it needs once and feeds them to 72 fused multiply-adds
-whose weights are broadcast from memory. The loop kernels of numba_direct (written for numba's
-auto-vectoriser) instead load and store their accumulator rows once per input channel: with their
-pooling they run at ~75 % of the machine's one-core sgemm rate on conv1-conv3's shapes, the tile
-alone at ~95 % and with its pooling at ~90 % (256 samples, input already in its planes). numba
-cannot express "keep this vector in a register", hence the IR: the loop over channels is generated
-with cgutils.for_range and the sums live in allocas that LLVM promotes to registers (8 sums + 12
-inputs of the 32 AVX-512 registers).
+Down each kernel column j the two rows are Winograd's F(2, 3): with the column's taps g = w[o, c, :, j]
+and the four input rows it meets, d0..d3 = P_c[0], P_c[1], P_c[0] + wp, P_c[1] + wp at t + j,
+
+    even = m1 + m2 + m3,   odd = m2 - m3 - m4,
+    m1 = (d0 - d2) g0,   m2 = (d1 + d2) (g0 + g1 + g2) / 2,   m3 = (d2 - d1) (g0 - g1 + g2) / 2,
+    m4 = (d1 - d3) g2
+
+(expand: even = d0 g0 + d1 g1 + d2 g2, odd = d1 g0 + d2 g1 + d3 g2), so 4 multiply-adds replace 6.
+The m are linear in the inputs: each is summed over all channels and columns, and the two rows are
+formed once at the end. The sixteen sums (4 channels x m1..m4) stay in vector registers across ALL
+input channels: per channel the tile loads its 12 input vectors once, transforms them with 12
+additions shared by the four output channels, and feeds them to 48 fused multiply-adds (72 without
+the transform) whose weights, transformed once per call (numba_direct.winograd_weights), are
+broadcast from memory. The additions run beside the multiply-adds (Zen 4 has separate add pipes),
+so the tile needs two thirds of the multiply-add cycles; the training step ran 8-11 % faster. The
+loop kernels of numba_direct (written for numba's auto-vectoriser) instead load and store their
+accumulator rows once per input channel and take the shapes the tile does not. numba cannot express
+"keep this vector in a register", hence the IR: the loop over channels is generated with
+cgutils.for_range and the sums live in allocas that LLVM promotes to registers (16 sums, a column's
+4 inputs and their 4 transforms of the 32 AVX-512 registers).
 
 Two ways out of the registers:
     conv3_tile_rows   stores the sums into the rows of the output planes (the input gradient)
@@ -23,13 +34,16 @@ Two ways out of the registers:
                       (numba_direct.window_code, the same comparisons lane by lane) it writes
                       straight to the block's outputs with masked stores
 
-Each sum is one chain of fused multiply-adds in the order (c, i, j), starting from init: fixed at
-compile time, so results do not depend on threads or batch size.
+Each m is one chain of fused multiply-adds in the order (c, j), starting from zero, and the rows are
+init + ((m1 + m2) + m3) and init + ((m2 - m3) - m4): fixed at compile time, so results do not depend
+on threads or batch size.
 
 Two more kernels of the backward pass are written the same way:
-    corr3_tile_pair   the weight gradient: two output channels against one input channel, 18
-                      partial-sum vectors in registers over a pass's positions, kept lane by lane
-                      in memory between calls and reduced over the lanes once per batch
+    corr3_tile_left,  the weight gradient: two output channels against one input channel, by
+    corr3_tile_right  Winograd's F(3, 2) (4 multiply-adds per kernel column instead of 6), kernel
+                      columns 0-1 and 2, partial-sum vectors in registers over a pass's positions,
+                      kept lane by lane in memory between calls and reduced over the lanes once per
+                      batch
     scatter_windows   the pooled gradient back to its windows' winning positions, 16 windows per
                       call with vector selects and interleaving shuffles
 
@@ -47,6 +61,7 @@ from .pool_code import RELU_ZERO
 LANES = 16  # flat positions per tile (one AVX-512 vector of float32)
 OUTPUTS = 4  # output channels per tile
 WINDOWS = LANES // 2  # pooling windows per tile and channel
+GW_SUMS = 12  # weight-gradient partial-sum vectors per (output, input) channel pair: 3 columns x S_1..S_4
 
 _I64 = ir.IntType(64)
 _I32 = ir.IntType(32)
@@ -102,7 +117,17 @@ def _lane_mask(builder, vty, bits):
 
 
 def _tile_sums(context, builder, dtype, pdata, start, wp, plen, channels, wdata, o0, idata):
-    """Emit the tile's accumulation; return [(even, odd)] vectors of the OUTPUTS channels."""
+    """Emit the tile's accumulation; return [(even, odd)] vectors of the OUTPUTS channels.
+
+    Winograd F(2, 3) down the kernel's columns: for kernel column j with taps g = w[:, j] and the
+    four input rows d0..d3 (a0, b0, a1, b1 at column offset j), the two output rows are
+        even = m1 + m2 + m3,   odd = m2 - m3 - m4,
+        m1 = (d0 - d2) g0,  m2 = (d1 + d2) (g0 + g1 + g2) / 2,  m3 = (d2 - d1) (g0 - g1 + g2) / 2,
+        m4 = (d1 - d3) g2,
+    4 multiply-adds instead of 6. All four m are linear in the inputs, so each is summed over every
+    channel and column first and the two rows are formed once at the end. wdata holds the
+    transformed weights u[o, c, j, :] = (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2)
+    (winograd_weights)."""
     vec = ir.VectorType(context.get_data_type(dtype), LANES)
     fma = _fma(builder, vec)
 
@@ -111,35 +136,35 @@ def _tile_sums(context, builder, dtype, pdata, start, wp, plen, channels, wdata,
         return builder.shuffle_vector(lane0, ir.Constant(vec, ir.Undefined),
                                       ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
 
-    sums = []  # allocas that LLVM keeps in registers
-    for k in range(OUTPUTS):
-        first = broadcast(_at(builder, idata, builder.add(o0, _const(k))))
-        pair = [cgutils.alloca_once(builder, vec) for _ in range(2)]
-        for slot in pair:
-            builder.store(first, slot)
-        sums.append(pair)
+    zero = ir.Constant(vec, None)
+    # allocas that LLVM keeps in registers: m1..m4 of each output channel
+    sums = [[cgutils.alloca_once(builder, vec) for _ in range(4)] for _ in range(OUTPUTS)]
+    for slot in (slot for quad in sums for slot in quad):
+        builder.store(zero, slot)
     with cgutils.for_range(builder, channels) as loop:
         c = loop.index
         even = _at(builder, pdata, builder.mul(c, builder.mul(plen, _const(2))), start)  # P_c[0][t]
         odd = _at(builder, even, plen)  # P_c[1][t]
-        # the 12 input vectors: a0 = P0[t + j], b0 = P1[t + j], a1 = P0[t + wp + j], b1 = P1[t + wp + j];
-        # kernel row i of the even output reads (a0, b0, a1)[i], of the odd output (b0, a1, b1)[i]
-        a0, b0 = ([_load_vector(builder, vec, _at(builder, base, _const(j))) for j in range(3)] for base in (even, odd))
-        a1, b1 = ([_load_vector(builder, vec, _at(builder, base, wp, _const(j))) for j in range(3)]
-                  for base in (even, odd))
-        rows = ((a0, b0, a1), (b0, a1, b1))
-        for k in range(OUTPUTS):
-            taps = _at(builder, wdata, builder.mul(builder.add(builder.mul(builder.add(o0, _const(k)), channels), c),
-                                                   _const(9)))
-            ev, od = builder.load(sums[k][0]), builder.load(sums[k][1])
-            for i in range(3):
-                for j in range(3):
-                    weight = broadcast(_at(builder, taps, _const(3 * i + j)))
-                    ev = builder.call(fma, [weight, rows[0][i][j], ev])
-                    od = builder.call(fma, [weight, rows[1][i][j], od])
-            builder.store(ev, sums[k][0])
-            builder.store(od, sums[k][1])
-    return [(builder.load(ev), builder.load(od)) for ev, od in sums]
+        for j in range(3):
+            d0 = _load_vector(builder, vec, _at(builder, even, _const(j)))
+            d1 = _load_vector(builder, vec, _at(builder, odd, _const(j)))
+            d2 = _load_vector(builder, vec, _at(builder, even, wp, _const(j)))
+            d3 = _load_vector(builder, vec, _at(builder, odd, wp, _const(j)))
+            e = (builder.fsub(d0, d2), builder.fadd(d1, d2), builder.fsub(d2, d1), builder.fsub(d1, d3))
+            for k in range(OUTPUTS):
+                u = _at(builder, wdata, builder.mul(builder.add(builder.mul(builder.add(o0, _const(k)), channels), c),
+                                                    _const(12)), _const(4 * j))
+                for m in range(4):
+                    weight = broadcast(_at(builder, u, _const(m)))
+                    builder.store(builder.call(fma, [weight, e[m], builder.load(sums[k][m])]), sums[k][m])
+    result = []
+    for k in range(OUTPUTS):
+        first = broadcast(_at(builder, idata, builder.add(o0, _const(k))))
+        m1, m2, m3, m4 = (builder.load(slot) for slot in sums[k])
+        ev = builder.fadd(first, builder.fadd(builder.fadd(m1, m2), m3))
+        od = builder.fadd(first, builder.fsub(builder.fsub(m2, m3), m4))
+        result.append((ev, od))
+    return result
 
 
 def _check(planes, w, init, out, counts):
@@ -171,7 +196,8 @@ def conv3_tile_rows(typingctx, planes, start, wp, plane_len, channels, w, o0, in
     the row pair start the next one; the masks leave out the pad columns and rows past the plane).
 
     planes: the `channels` input channels' parity planes, flattened (C, 2, plane_len); w: the
-    weights (O, C, 3, 3) flattened; init: one start value per output channel (the bias, or zeros);
+    Winograd weights (O, C, 3, 4) flattened (numba_direct.winograd_weights); init: one value per
+    output channel added to its sums (the bias, or zeros);
     out: the output planes (O, H, W) flattened, row_stride = W. All 1-D C-contiguous arrays of one
     float type. No bounds checks on the reads: the caller guarantees every position read exists
     (numba_direct's plane slack)."""
@@ -260,71 +286,93 @@ def conv3_tile_pool(typingctx, planes, start, wp, plane_len, channels, w, o0, in
     return sig, codegen
 
 
-@intrinsic
-def corr3_tile_pair(typingctx, grads, upper, lower, next_output, planes, start, wp, plane_len, n, lanes, first,
-                    next_sums):
-    """Add two output channels' 3x3 weight-gradient sums against one input channel (numba_direct's
-    module doc) over n flat positions, lane by lane, to vector partial sums kept in memory.
+def _corr3_tile_pair(columns):
+    """The weight-gradient tile (corr3_tile_left / corr3_tile_right's docstring) for the kernel
+    columns `columns`."""
 
-    For output channel k in (0, 1), tap (i, j) and lane u, over t = start + u, start + u + 16, ...:
+    @intrinsic
+    def tile(typingctx, grads, upper, lower, next_output, planes, start, wp, plane_len, n, lanes, first, next_sums):
+        """Add two output channels' Winograd weight-gradient sums against one input channel (numba_direct's
+        module doc) for some kernel columns j (corr3_tile_left: 0 and 1, corr3_tile_right: 2) over n
+        flat positions, lane by lane, to vector partial sums kept in memory.
 
-        lanes[first + k * next_sums + (3i + j) * 16 + u] += sum_t gA_k[t] * X[i % 2][t + (i // 2) wp + j]
-                                                                 + gB_k[t] * X[(i+1) % 2][t + ((i+1) // 2) wp + j]
+        The 3x3 weight gradient is, for kernel column j, the three sums over t of
+        z_i = gA[t] X_i + gB[t] X_(i+1) (i = 0, 1, 2) with X_0..X_3 = X[0][t + j], X[1][t + j],
+        X[0][t + wp + j], X[1][t + wp + j]: Winograd's F(3, 2), the transpose of the forward's F(2, 3).
+        With p = (gA, gA + gB, gA - gB, gB) and e = (X_0 - X_2, X_1 + X_2, X_2 - X_1, X_3 - X_1),
 
-    with gA_0[t] = grads[upper + t], gB_0[t] = grads[lower + t] (the gradient rows 2r and 2r + 1),
-    gA_1, gB_1 the same next_output elements further, and X[0][t] = planes[start + t], X[1][t] =
-    planes[start + plane_len + t] the input channel's even and odd parity planes. The 18 partial-sum
-    vectors stay in registers over all n positions (n a multiple of 16), fed by 4 gradient and 12
-    input vector loads per 36 fused multiply-adds; they are summed over their lanes once per batch
-    (numba_direct.gw_from_lanes) instead of once per call. No bounds checks: the caller guarantees
-    every position read exists."""
-    counts = (upper, lower, next_output, start, wp, plane_len, n, first, next_sums)
-    dtype = grads.dtype if isinstance(grads, types.Array) else None
-    if not (dtype in (types.float32, types.float64) and all(_is_flat(a, dtype) for a in (grads, planes, lanes))
-            and all(isinstance(c, types.Integer) for c in counts)):
-        return None
-    sig = types.void(grads, upper, lower, next_output, planes, start, wp, plane_len, n, lanes, first, next_sums)
+            z_0 = S_1 + (S_2 + S_3) / 2,   z_1 = (S_2 - S_3) / 2,   z_2 = (S_2 + S_3) / 2 + S_4,
+            S_m = sum_t p_m[t] e_m[t]
 
-    def codegen(context, builder, signature, args):
-        (g_v, upper_v, lower_v, next_v, planes_v, start_v, wp_v, plen_v, n_v, lanes_v, first_v,
-         next_sums_v) = _as_intp(context, builder, signature, args)
-        ty = signature.args
-        vec = ir.VectorType(context.get_data_type(ty[0].dtype), LANES)
-        fma = _fma(builder, vec)
-        gdata = _data(context, builder, ty[0], g_v)
-        xdata = _data(context, builder, ty[4], planes_v)
-        sdata = _data(context, builder, ty[9], lanes_v)
+        (4 multiply-adds per column instead of 6; gw_from_lanes forms the z once per batch). For output
+        channel k in (0, 1), each of the tile's columns j, m in 1..4 and lane u, over t = start + u,
+        start + u + 16, ...:
 
-        slots = [_at(builder, sdata, builder.add(first_v, builder.mul(next_sums_v, _const(k))), _const(tap * LANES))
-                 for k in range(2) for tap in range(9)]
-        sums = []  # allocas that LLVM keeps in registers
-        for slot in slots:
-            alloca = cgutils.alloca_once(builder, vec)
-            builder.store(_load_vector(builder, vec, slot), alloca)
-            sums.append(alloca)
-        steps = builder.udiv(n_v, _const(LANES))
-        with cgutils.for_range(builder, steps) as loop:
-            t = builder.mul(loop.index, _const(LANES))
-            grad = [_load_vector(builder, vec, _at(builder, gdata, base, t))
-                    for base in (upper_v, lower_v, builder.add(upper_v, next_v), builder.add(lower_v, next_v))]
-            even = _at(builder, xdata, start_v, t)
-            odd = _at(builder, even, plen_v)
-            # input rows of the even gradient row's taps (i = 0, 1, 2): X0, X1, X0 + wp; the odd row's: X1, X0 + wp,
-            # X1 + wp
-            rows = (even, odd, _at(builder, even, wp_v), _at(builder, odd, wp_v))
-            for j in range(3):
-                loaded = [_load_vector(builder, vec, _at(builder, row, _const(j))) for row in rows]
-                for k in range(2):
-                    ga, gb = grad[2 * k], grad[2 * k + 1]
-                    for i in range(3):
-                        slot = sums[9 * k + 3 * i + j]
-                        s = builder.call(fma, [ga, loaded[i], builder.load(slot)])
-                        builder.store(builder.call(fma, [gb, loaded[i + 1], s]), slot)
-        for slot, alloca in zip(slots, sums):
-            builder.store(builder.load(alloca), builder.bitcast(slot, vec.as_pointer()), align=1)
-        return context.get_dummy_value()
+            lanes[first + k * next_sums + (4j + m - 1) * 16 + u] += sum_t p_m^k[t] e_m^j[t]
 
-    return sig, codegen
+        with gA_0[t] = grads[upper + t], gB_0[t] = grads[lower + t] (the gradient rows 2r and 2r + 1),
+        gA_1, gB_1 the same next_output elements further, and X[0][t] = planes[start + t], X[1][t] =
+        planes[start + plane_len + t] the input channel's even and odd parity planes. The partial-sum
+        vectors stay in registers over all n positions (n a multiple of 16); they are summed over their
+        lanes once per batch (numba_direct.gw_from_lanes) instead of once per call. Two tiles, not one:
+        all three columns' 24 sums and the 8 vectors p would take every one of the 32 AVX-512 registers,
+        and LLVM spilled them (1.4x slower than the pair). No bounds checks: the caller guarantees every
+        position read exists."""
+        counts = (upper, lower, next_output, start, wp, plane_len, n, first, next_sums)
+        dtype = grads.dtype if isinstance(grads, types.Array) else None
+        if not (dtype in (types.float32, types.float64) and all(_is_flat(a, dtype) for a in (grads, planes, lanes))
+                and all(isinstance(c, types.Integer) for c in counts)):
+            return None
+        sig = types.void(grads, upper, lower, next_output, planes, start, wp, plane_len, n, lanes, first, next_sums)
+
+        def codegen(context, builder, signature, args):
+            (g_v, upper_v, lower_v, next_v, planes_v, start_v, wp_v, plen_v, n_v, lanes_v, first_v,
+             next_sums_v) = _as_intp(context, builder, signature, args)
+            ty = signature.args
+            vec = ir.VectorType(context.get_data_type(ty[0].dtype), LANES)
+            fma = _fma(builder, vec)
+            gdata = _data(context, builder, ty[0], g_v)
+            xdata = _data(context, builder, ty[4], planes_v)
+            sdata = _data(context, builder, ty[9], lanes_v)
+
+            sums = {}  # (k, j, m): [memory slot, alloca that LLVM keeps in a register]
+            for k in range(2):
+                for j in columns:
+                    for m in range(4):
+                        slot = _at(builder, sdata, builder.add(first_v, builder.mul(next_sums_v, _const(k))),
+                                   _const((4 * j + m) * LANES))
+                        alloca = cgutils.alloca_once(builder, vec)
+                        builder.store(_load_vector(builder, vec, slot), alloca)
+                        sums[k, j, m] = slot, alloca
+            steps = builder.udiv(n_v, _const(LANES))
+            with cgutils.for_range(builder, steps) as loop:
+                t = builder.mul(loop.index, _const(LANES))
+                weights = []  # p of each output channel
+                for row_a, row_b in ((upper_v, lower_v), (builder.add(upper_v, next_v), builder.add(lower_v, next_v))):
+                    ga = _load_vector(builder, vec, _at(builder, gdata, row_a, t))
+                    gb = _load_vector(builder, vec, _at(builder, gdata, row_b, t))
+                    weights.append((ga, builder.fadd(ga, gb), builder.fsub(ga, gb), gb))
+                even = _at(builder, xdata, start_v, t)
+                odd = _at(builder, even, plen_v)
+                rows = (even, odd, _at(builder, even, wp_v), _at(builder, odd, wp_v))  # X_0..X_3 at column 0
+                for j in columns:
+                    x0, x1, x2, x3 = (_load_vector(builder, vec, _at(builder, row, _const(j))) for row in rows)
+                    e = (builder.fsub(x0, x2), builder.fadd(x1, x2), builder.fsub(x2, x1), builder.fsub(x3, x1))
+                    for k in range(2):
+                        for m in range(4):
+                            alloca = sums[k, j, m][1]
+                            builder.store(builder.call(fma, [weights[k][m], e[m], builder.load(alloca)]), alloca)
+            for slot, alloca in sums.values():
+                builder.store(builder.load(alloca), builder.bitcast(slot, vec.as_pointer()), align=1)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return tile
+
+
+corr3_tile_left = _corr3_tile_pair((0, 1))  # kernel columns 0 and 1: 16 sums
+corr3_tile_right = _corr3_tile_pair((2,))  # kernel column 2: 8 sums
 
 
 def _masked_load(builder, vty, data, index, bits):

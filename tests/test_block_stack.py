@@ -115,7 +115,9 @@ def test_thread_count_only_changes_the_chunking_and_reruns_are_bitwise_equal():
         finally:
             numba.set_num_threads(before)
     assert all(np.array_equal(a, b) for a, b in zip(results[0], results[2]))
-    assert all(np.allclose(a, b, rtol=1e-5, atol=1e-6) for a, b in zip(results[0], results[1]))
+    # other chunks sum in another order: equal to float32 rounding of the largest entry (an
+    # elementwise tolerance fails near-zero entries with the plain sums too, e.g. seeds 3-5)
+    assert all(np.abs(a - b).max() <= 1e-5 * np.abs(a).max() for a, b in zip(results[0], results[1]))
 
 
 def test_a_stack_needs_two_direct_blocks_that_fit_together():
