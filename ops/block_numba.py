@@ -30,7 +30,7 @@ GEMM_MIN_CHANNELS = 16
 # 16x16 5.6 / 6.5, 16 ch. 32x32 14.2 / 21.6, 32 ch. 32x32 55.8 / 63.1 against 16 ch. 12x12
 # 4.6 / 4.3, 32 ch. 16x16 20.3 / 18.8, 64 ch. 16x16 70.5 / 63.6). Measured when the weight
 # gradient's loops reduced their sums once per sample, which short planes paid for; its tile
-# (numba_tile.corr3_tile_left/right) reduces them once per batch, so the rule may now be conservative
+# (numba_tile.corr3_tile_pair) reduces them once per batch, so the rule may now be conservative
 # for the shapes below it (not remeasured: the study's conv4 is direct either way).
 DIRECT_BACKWARD_POSITIONS = 16
 
@@ -229,7 +229,7 @@ def _backward_scratch(x_shape, w_shape, nch, dtype):
     gpad = _workspace(("gpad", h, wd, k), (nch, o, 2, plane), dtype)
     acc = _acc_workspace("acc", nch, gx_block * wp + numba_direct.VEC, dtype)
     # the 3x3 weight gradient's vector partial sums (zero between calls; numba_direct.gw_from_lanes)
-    gw_lanes = _workspace(("gw_lanes", o, c), (nch, o * c * numba_direct.GW_SUMS * numba_direct.LANES), dtype)
+    gw_lanes = _workspace(("gw_lanes", o, c), (nch, o * c * 9 * numba_direct.LANES), dtype)
     return xpad, gpad, acc, gw_lanes, gx_block, gw_len
 
 

@@ -17,10 +17,13 @@ the 3x3 forward and input-gradient passes use numba_tile's tiles instead (four o
 Winograd F(2, 3) down the kernel columns with the weights transformed once per call by
 winograd_weights, the sums in registers across all input channels, written straight to the
 outputs: conv3_tile_pool pools them first, conv3_tile_rows stores them), and the loops serve the
-other shapes. The 3x3 weight gradient runs on numba_tile.corr3_tile_left and corr3_tile_right (two
-output channels against one input channel, Winograd F(3, 2) down the kernel columns) into vector
-partial sums that are summed over their lanes and transformed once per batch (gw_from_lanes), not
-once per sample and channel pair (16 x 16 planes of conv4: ~1.5x faster). The forward loops pool
+other shapes. The 3x3 weight gradient runs on numba_tile.corr3_tile_pair (two output channels
+against one input channel: the same 36 multiply-adds per 12 input loads; a Winograd F(3, 2) form
+with 24 needed two calls, as its 24 partial sums and 8 transformed gradients overflowed the
+registers, and ran 7 % faster on conv1's long rows but 17-28 % slower on conv4's short ones, so it
+was not kept) into vector partial sums that are summed over their lanes once
+per batch (gw_from_lanes), not once per sample and channel pair (16 x 16 planes of conv4: ~1.5x
+faster). The forward loops pool
 straight from small per-thread accumulator rows (even/odd rows of two channels): the pre-pool
 activation is never written. They load and store those four rows in every iteration, so the caller
 places them 1 KiB apart modulo 4 KiB (block_numba._acc_workspace); rows at nearby addresses modulo
@@ -42,15 +45,15 @@ import numpy as np
 from numba import njit, prange
 
 from .pixels import input_value
-from .numba_tile import (GW_SUMS, LANES, OUTPUTS, WINDOWS, conv3_tile_pool, conv3_tile_rows, corr3_tile_left,
-                         corr3_tile_right, scatter_windows)
+from .numba_tile import (LANES, OUTPUTS, WINDOWS, conv3_tile_pool, conv3_tile_rows, corr3_tile_pair,
+                         scatter_windows)
 from .pool_code import RELU_ZERO
 
 # numba's on-disk cache of these kernels is keyed to this file alone, yet they compile in code from
 # the files below. Each entry is the start of that file's SHA-256, so that a change there must
 # change this file too, and the cached kernels are recompiled instead of silently kept
 # (tests/test_kernel_cache.py fails until the digest is updated).
-CACHE_DEPENDS_ON = {"numba_tile.py": "61e04c5e1f97d541", "pixels.py": "db8f827d761c40cc",
+CACHE_DEPENDS_ON = {"numba_tile.py": "3b1bc2dedc09fb04", "pixels.py": "db8f827d761c40cc",
                     "pool_code.py": "3021576932a8b343"}
 
 # Reassociation lets LLVM vectorise the gw reductions; contraction allows FMA. Both keep results
@@ -479,7 +482,7 @@ def _scatter(cs, gs, gp, p, wp):
 @njit(cache=True, fastmath=FASTMATH)
 def backward_sample(xs, wflip, wino_flip, cs, gys, gxs, gwp, gw_lanes, gbp, pad, gp, acc, gx_block, gw_len, need_gx):
     """Fused backward of one sample: adds its weight and bias gradients to gwp (O, C, k, k) and gbp
-    (O,) (for k = 3 and pairs of output channels, to the vector partial sums gw_lanes (O * C * GW_SUMS *
+    (O,) (for k = 3 and pairs of output channels, to the vector partial sums gw_lanes (O * C * 9 *
     LANES,) instead: gw_from_lanes adds those to gwp once per batch), writes its input gradient to gxs
     (C, H, W) when need_gx. wflip[c, o] = w[o, c] flipped in both axes, wino_flip =
     winograd_weights(wflip) for the tiles; pad/gp (C or O, 2,
@@ -498,7 +501,7 @@ def backward_sample(xs, wflip, wino_flip, cs, gys, gxs, gwp, gw_lanes, gbp, pad,
     plen = pad.shape[2]
     planes = pad.reshape(-1)
     grads = gp.reshape(-1)
-    sums = GW_SUMS * LANES  # one (output, input) channel pair's partial sums in gw_lanes
+    sums = 9 * LANES  # one (output, input) channel pair's partial sums in gw_lanes
     step = 2 if k == 3 else 1  # output channels per weight-gradient pass
     _to_parity(xs, pad, p, wp)
     for oi in range(o):
@@ -510,10 +513,8 @@ def backward_sample(xs, wflip, wino_flip, cs, gys, gxs, gwp, gw_lanes, gbp, pad,
                 upper = (2 * oi + pa) * plen + oa + start
                 lower = (2 * oi + pb) * plen + ob + start
                 for ci in range(c):
-                    corr3_tile_left(grads, upper, lower, 2 * plen, planes, 2 * ci * plen + start, wp, plen, ln,
+                    corr3_tile_pair(grads, upper, lower, 2 * plen, planes, 2 * ci * plen + start, wp, plen, ln,
                                     gw_lanes, (oi * c + ci) * sums, c * sums)
-                    corr3_tile_right(grads, upper, lower, 2 * plen, planes, 2 * ci * plen + start, wp, plen, ln,
-                                     gw_lanes, (oi * c + ci) * sums, c * sums)
             else:
                 ga = gp[oi, pa, oa + start:oa + start + ln]
                 gb = gp[oi, pb, ob + start:ob + start + ln]
@@ -538,23 +539,15 @@ def backward_sample(xs, wflip, wino_flip, cs, gys, gxs, gwp, gw_lanes, gbp, pad,
 
 @njit(cache=True)
 def gw_from_lanes(gw_lanes, gwp):
-    """Add the weight-gradient partial sums gw_lanes (O * C * GW_SUMS * LANES,) of the weight-gradient
-    tiles to gwp (O, C, 3, 3) and zero them: per channel pair and kernel column j, S_1..S_4 are the sums of
-    their LANES lanes (in lane order), and the column's three taps get Winograd's output transform
-    z_0 = S_1 + (S_2 + S_3) / 2, z_1 = (S_2 - S_3) / 2, z_2 = (S_2 + S_3) / 2 + S_4."""
-    pairs = gwp.shape[0] * gwp.shape[1]
-    flat = gwp.reshape(pairs, 3, 3)
-    for e in range(pairs):
-        for j in range(3):
-            totals = np.zeros(4, gw_lanes.dtype)
-            for m in range(4):
-                lanes = gw_lanes[((e * 3 + j) * 4 + m) * LANES:((e * 3 + j) * 4 + m + 1) * LANES]
-                for u in range(LANES):
-                    totals[m] += lanes[u]
-            half = (totals[1] + totals[2]) * 0.5
-            flat[e, 0, j] += totals[0] + half
-            flat[e, 1, j] += (totals[1] - totals[2]) * 0.5
-            flat[e, 2, j] += half + totals[3]
+    """Add the weight-gradient partial sums gw_lanes (O * C * 9 * LANES,) of corr3_tile_pair to gwp
+    (O, C, 3, 3), each entry the sum of its LANES lanes (in lane order), and zero them."""
+    flat = gwp.reshape(-1)
+    for e in range(flat.shape[0]):
+        lanes = gw_lanes[e * LANES:(e + 1) * LANES]
+        total = flat[e]
+        for u in range(LANES):
+            total += lanes[u]
+        flat[e] = total
     gw_lanes[:] = 0
 
 
@@ -562,7 +555,7 @@ def gw_from_lanes(gw_lanes, gwp):
 def direct_backward(x, wflip, wino_flip, code, gy, gx, gw_part, gw_lanes, gb_part, xpad, gpad, acc, gx_block, gw_len,
                     nchunks, need_gx):
     """Fused backward, sample by sample on nchunks threads: gw_part/gb_part (nchunks, ...) receive
-    per-chunk sums (so results do not depend on scheduling); gw_lanes (nchunks, O * C * GW_SUMS * LANES),
+    per-chunk sums (so results do not depend on scheduling); gw_lanes (nchunks, O * C * 9 * LANES),
     zero on entry and on return, holds the chunks' weight-gradient partial sums in between;
     xpad/gpad/acc per-thread scratch and gx_block/gw_len as for backward_sample; gx is written when
     need_gx."""

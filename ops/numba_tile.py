@@ -39,11 +39,9 @@ init + ((m1 + m2) + m3) and init + ((m2 - m3) - m4): fixed at compile time, so r
 on threads or batch size.
 
 Two more kernels of the backward pass are written the same way:
-    corr3_tile_left,  the weight gradient: two output channels against one input channel, by
-    corr3_tile_right  Winograd's F(3, 2) (4 multiply-adds per kernel column instead of 6), kernel
-                      columns 0-1 and 2, partial-sum vectors in registers over a pass's positions,
-                      kept lane by lane in memory between calls and reduced over the lanes once per
-                      batch
+    corr3_tile_pair   the weight gradient: two output channels against one input channel, 18
+                      partial-sum vectors in registers over a pass's positions, kept lane by lane
+                      in memory between calls and reduced over the lanes once per batch
     scatter_windows   the pooled gradient back to its windows' winning positions, 16 windows per
                       call with vector selects and interleaving shuffles
 
@@ -61,7 +59,6 @@ from .pool_code import RELU_ZERO
 LANES = 16  # flat positions per tile (one AVX-512 vector of float32)
 OUTPUTS = 4  # output channels per tile
 WINDOWS = LANES // 2  # pooling windows per tile and channel
-GW_SUMS = 12  # weight-gradient partial-sum vectors per (output, input) channel pair: 3 columns x S_1..S_4
 
 _I64 = ir.IntType(64)
 _I32 = ir.IntType(32)
@@ -286,93 +283,71 @@ def conv3_tile_pool(typingctx, planes, start, wp, plane_len, channels, w, o0, in
     return sig, codegen
 
 
-def _corr3_tile_pair(columns):
-    """The weight-gradient tile (corr3_tile_left / corr3_tile_right's docstring) for the kernel
-    columns `columns`."""
+@intrinsic
+def corr3_tile_pair(typingctx, grads, upper, lower, next_output, planes, start, wp, plane_len, n, lanes, first,
+                    next_sums):
+    """Add two output channels' 3x3 weight-gradient sums against one input channel (numba_direct's
+    module doc) over n flat positions, lane by lane, to vector partial sums kept in memory.
 
-    @intrinsic
-    def tile(typingctx, grads, upper, lower, next_output, planes, start, wp, plane_len, n, lanes, first, next_sums):
-        """Add two output channels' Winograd weight-gradient sums against one input channel (numba_direct's
-        module doc) for some kernel columns j (corr3_tile_left: 0 and 1, corr3_tile_right: 2) over n
-        flat positions, lane by lane, to vector partial sums kept in memory.
+    For output channel k in (0, 1), tap (i, j) and lane u, over t = start + u, start + u + 16, ...:
 
-        The 3x3 weight gradient is, for kernel column j, the three sums over t of
-        z_i = gA[t] X_i + gB[t] X_(i+1) (i = 0, 1, 2) with X_0..X_3 = X[0][t + j], X[1][t + j],
-        X[0][t + wp + j], X[1][t + wp + j]: Winograd's F(3, 2), the transpose of the forward's F(2, 3).
-        With p = (gA, gA + gB, gA - gB, gB) and e = (X_0 - X_2, X_1 + X_2, X_2 - X_1, X_3 - X_1),
+        lanes[first + k * next_sums + (3i + j) * 16 + u] += sum_t gA_k[t] * X[i % 2][t + (i // 2) wp + j]
+                                                                 + gB_k[t] * X[(i+1) % 2][t + ((i+1) // 2) wp + j]
 
-            z_0 = S_1 + (S_2 + S_3) / 2,   z_1 = (S_2 - S_3) / 2,   z_2 = (S_2 + S_3) / 2 + S_4,
-            S_m = sum_t p_m[t] e_m[t]
+    with gA_0[t] = grads[upper + t], gB_0[t] = grads[lower + t] (the gradient rows 2r and 2r + 1),
+    gA_1, gB_1 the same next_output elements further, and X[0][t] = planes[start + t], X[1][t] =
+    planes[start + plane_len + t] the input channel's even and odd parity planes. The 18 partial-sum
+    vectors stay in registers over all n positions (n a multiple of 16), fed by 4 gradient and 12
+    input vector loads per 36 fused multiply-adds; they are summed over their lanes once per batch
+    (numba_direct.gw_from_lanes) instead of once per call. No bounds checks: the caller guarantees
+    every position read exists."""
+    counts = (upper, lower, next_output, start, wp, plane_len, n, first, next_sums)
+    dtype = grads.dtype if isinstance(grads, types.Array) else None
+    if not (dtype in (types.float32, types.float64) and all(_is_flat(a, dtype) for a in (grads, planes, lanes))
+            and all(isinstance(c, types.Integer) for c in counts)):
+        return None
+    sig = types.void(grads, upper, lower, next_output, planes, start, wp, plane_len, n, lanes, first, next_sums)
 
-        (4 multiply-adds per column instead of 6; gw_from_lanes forms the z once per batch). For output
-        channel k in (0, 1), each of the tile's columns j, m in 1..4 and lane u, over t = start + u,
-        start + u + 16, ...:
+    def codegen(context, builder, signature, args):
+        (g_v, upper_v, lower_v, next_v, planes_v, start_v, wp_v, plen_v, n_v, lanes_v, first_v,
+         next_sums_v) = _as_intp(context, builder, signature, args)
+        ty = signature.args
+        vec = ir.VectorType(context.get_data_type(ty[0].dtype), LANES)
+        fma = _fma(builder, vec)
+        gdata = _data(context, builder, ty[0], g_v)
+        xdata = _data(context, builder, ty[4], planes_v)
+        sdata = _data(context, builder, ty[9], lanes_v)
 
-            lanes[first + k * next_sums + (4j + m - 1) * 16 + u] += sum_t p_m^k[t] e_m^j[t]
+        slots = [_at(builder, sdata, builder.add(first_v, builder.mul(next_sums_v, _const(k))), _const(tap * LANES))
+                 for k in range(2) for tap in range(9)]
+        sums = []  # allocas that LLVM keeps in registers
+        for slot in slots:
+            alloca = cgutils.alloca_once(builder, vec)
+            builder.store(_load_vector(builder, vec, slot), alloca)
+            sums.append(alloca)
+        steps = builder.udiv(n_v, _const(LANES))
+        with cgutils.for_range(builder, steps) as loop:
+            t = builder.mul(loop.index, _const(LANES))
+            grad = [_load_vector(builder, vec, _at(builder, gdata, base, t))
+                    for base in (upper_v, lower_v, builder.add(upper_v, next_v), builder.add(lower_v, next_v))]
+            even = _at(builder, xdata, start_v, t)
+            odd = _at(builder, even, plen_v)
+            # input rows of the even gradient row's taps (i = 0, 1, 2): X0, X1, X0 + wp; the odd row's: X1, X0 + wp,
+            # X1 + wp
+            rows = (even, odd, _at(builder, even, wp_v), _at(builder, odd, wp_v))
+            for j in range(3):
+                loaded = [_load_vector(builder, vec, _at(builder, row, _const(j))) for row in rows]
+                for k in range(2):
+                    ga, gb = grad[2 * k], grad[2 * k + 1]
+                    for i in range(3):
+                        slot = sums[9 * k + 3 * i + j]
+                        s = builder.call(fma, [ga, loaded[i], builder.load(slot)])
+                        builder.store(builder.call(fma, [gb, loaded[i + 1], s]), slot)
+        for slot, alloca in zip(slots, sums):
+            builder.store(builder.load(alloca), builder.bitcast(slot, vec.as_pointer()), align=1)
+        return context.get_dummy_value()
 
-        with gA_0[t] = grads[upper + t], gB_0[t] = grads[lower + t] (the gradient rows 2r and 2r + 1),
-        gA_1, gB_1 the same next_output elements further, and X[0][t] = planes[start + t], X[1][t] =
-        planes[start + plane_len + t] the input channel's even and odd parity planes. The partial-sum
-        vectors stay in registers over all n positions (n a multiple of 16); they are summed over their
-        lanes once per batch (numba_direct.gw_from_lanes) instead of once per call. Two tiles, not one:
-        all three columns' 24 sums and the 8 vectors p would take every one of the 32 AVX-512 registers,
-        and LLVM spilled them (1.4x slower than the pair). No bounds checks: the caller guarantees every
-        position read exists."""
-        counts = (upper, lower, next_output, start, wp, plane_len, n, first, next_sums)
-        dtype = grads.dtype if isinstance(grads, types.Array) else None
-        if not (dtype in (types.float32, types.float64) and all(_is_flat(a, dtype) for a in (grads, planes, lanes))
-                and all(isinstance(c, types.Integer) for c in counts)):
-            return None
-        sig = types.void(grads, upper, lower, next_output, planes, start, wp, plane_len, n, lanes, first, next_sums)
-
-        def codegen(context, builder, signature, args):
-            (g_v, upper_v, lower_v, next_v, planes_v, start_v, wp_v, plen_v, n_v, lanes_v, first_v,
-             next_sums_v) = _as_intp(context, builder, signature, args)
-            ty = signature.args
-            vec = ir.VectorType(context.get_data_type(ty[0].dtype), LANES)
-            fma = _fma(builder, vec)
-            gdata = _data(context, builder, ty[0], g_v)
-            xdata = _data(context, builder, ty[4], planes_v)
-            sdata = _data(context, builder, ty[9], lanes_v)
-
-            sums = {}  # (k, j, m): [memory slot, alloca that LLVM keeps in a register]
-            for k in range(2):
-                for j in columns:
-                    for m in range(4):
-                        slot = _at(builder, sdata, builder.add(first_v, builder.mul(next_sums_v, _const(k))),
-                                   _const((4 * j + m) * LANES))
-                        alloca = cgutils.alloca_once(builder, vec)
-                        builder.store(_load_vector(builder, vec, slot), alloca)
-                        sums[k, j, m] = slot, alloca
-            steps = builder.udiv(n_v, _const(LANES))
-            with cgutils.for_range(builder, steps) as loop:
-                t = builder.mul(loop.index, _const(LANES))
-                weights = []  # p of each output channel
-                for row_a, row_b in ((upper_v, lower_v), (builder.add(upper_v, next_v), builder.add(lower_v, next_v))):
-                    ga = _load_vector(builder, vec, _at(builder, gdata, row_a, t))
-                    gb = _load_vector(builder, vec, _at(builder, gdata, row_b, t))
-                    weights.append((ga, builder.fadd(ga, gb), builder.fsub(ga, gb), gb))
-                even = _at(builder, xdata, start_v, t)
-                odd = _at(builder, even, plen_v)
-                rows = (even, odd, _at(builder, even, wp_v), _at(builder, odd, wp_v))  # X_0..X_3 at column 0
-                for j in columns:
-                    x0, x1, x2, x3 = (_load_vector(builder, vec, _at(builder, row, _const(j))) for row in rows)
-                    e = (builder.fsub(x0, x2), builder.fadd(x1, x2), builder.fsub(x2, x1), builder.fsub(x3, x1))
-                    for k in range(2):
-                        for m in range(4):
-                            alloca = sums[k, j, m][1]
-                            builder.store(builder.call(fma, [weights[k][m], e[m], builder.load(alloca)]), alloca)
-            for slot, alloca in sums.values():
-                builder.store(builder.load(alloca), builder.bitcast(slot, vec.as_pointer()), align=1)
-            return context.get_dummy_value()
-
-        return sig, codegen
-
-    return tile
-
-
-corr3_tile_left = _corr3_tile_pair((0, 1))  # kernel columns 0 and 1: 16 sums
-corr3_tile_right = _corr3_tile_pair((2,))  # kernel column 2: 8 sums
+    return sig, codegen
 
 
 def _masked_load(builder, vty, data, index, bits):
