@@ -22,7 +22,10 @@ the arithmetic itself runs to the machine's ceiling. For the im2col blocks the G
 themselves. Timings are medians over at least --min-seconds of calls. The parts run alone, so they
 meet the caches differently than inside the block (and inside it they may overlap the arithmetic):
 the rest is an estimate of the multiply-adds' time, not a bound; a rate above sgemm's says a part
-costs less inside the block than alone. Writes bench/results/NAME.json and NAME.md.
+costs less inside the block than alone, or fewer multiply-adds: GFLOP/s count the plain
+convolution's FLOPs, and the direct tiles' forward and input gradient compute Winograd F(2, 3) sums
+(4 multiply-adds down a kernel column where the plain sums take 6). Writes bench/results/NAME.json
+and NAME.md.
 """
 import argparse
 import statistics
@@ -271,7 +274,10 @@ def markdown(result, batch, threads, load_before, load_after):
     lines = [f"Fused conv blocks of the study's net, batch {batch}, {threads} thread(s): the whole forward "
              "and backward against the passes that only move data, each timed alone over the same "
              f"batch (medians). Ceiling: NumPy sgemm {ceiling:.1f} GFLOP/s on the same threads, "
-             f"this process. Load average before / after: {load_before} / {load_after}.", "",
+             f"this process. Load average before / after: {load_before} / {load_after}. GFLOP/s count the "
+             "plain convolution's FLOPs; the direct forwards and input gradients compute Winograd F(2, 3) "
+             "sums (4 multiply-adds down a kernel column where the plain sums take 6), so they can pass "
+             "sgemm's rate.", "",
              "| block | pass | whole ms | data-moving parts (ms, alone) | their share | "
              "multiply-adds: ms | GFLOP/s | fraction of sgemm |", "|---|---|---|---|---|---|---|---|"]
     moved_total = whole_total = 0.0
