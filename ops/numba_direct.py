@@ -21,11 +21,10 @@ other shapes. The 3x3 weight gradient runs on numba_tile.corr3_tile_pair (two ou
 against one input channel: the same 36 multiply-adds per 12 input loads; a Winograd F(3, 2) form
 with 24 needed two calls, as its 24 partial sums and 8 transformed gradients overflowed the
 registers, and ran 7 % faster on conv1's long rows but 17-28 % slower on conv4's short ones, so it
-was not kept) into vector partial sums that are summed over their lanes once
-per batch (gw_from_lanes), not once per sample and channel pair (16 x 16 planes of conv4: ~1.5x
-faster). The forward loops pool
-straight from small per-thread accumulator rows (even/odd rows of two channels): the pre-pool
-activation is never written. They load and store those four rows in every iteration, so the caller
+was not kept) into vector partial sums that are summed over their lanes once per batch
+(gw_from_lanes), not once per sample and channel pair (16 x 16 planes of conv4: ~1.5x faster). The
+forward loops pool straight from small per-thread accumulator rows (even/odd rows of two channels):
+the pre-pool activation is never written. They load and store those four rows in every iteration, so the caller
 places them 1 KiB apart modulo 4 KiB (block_numba._acc_workspace); rows at nearby addresses modulo
 4 KiB can halve the loop's speed (4K aliasing).
 
@@ -53,7 +52,7 @@ from .pool_code import RELU_ZERO
 # the files below. Each entry is the start of that file's SHA-256, so that a change there must
 # change this file too, and the cached kernels are recompiled instead of silently kept
 # (tests/test_kernel_cache.py fails until the digest is updated).
-CACHE_DEPENDS_ON = {"numba_tile.py": "3b1bc2dedc09fb04", "pixels.py": "db8f827d761c40cc",
+CACHE_DEPENDS_ON = {"numba_tile.py": "b6bb5991c511ee78", "pixels.py": "db8f827d761c40cc",
                     "pool_code.py": "3021576932a8b343"}
 
 # Reassociation lets LLVM vectorise the gw reductions; contraction allows FMA. Both keep results
@@ -485,9 +484,9 @@ def backward_sample(xs, wflip, wino_flip, cs, gys, gxs, gwp, gw_lanes, gbp, pad,
     (O,) (for k = 3 and pairs of output channels, to the vector partial sums gw_lanes (O * C * 9 *
     LANES,) instead: gw_from_lanes adds those to gwp once per batch), writes its input gradient to gxs
     (C, H, W) when need_gx. wflip[c, o] = w[o, c] flipped in both axes, wino_flip =
-    winograd_weights(wflip) for the tiles; pad/gp (C or O, 2,
-    plane_len) with zero slack; acc (ACC_ROWS, >= gx_block * wp + VEC); gx_block = gx row pairs per
-    pass; gw_len = flat positions per weight-gradient pass."""
+    winograd_weights(wflip) for the tiles; pad/gp (C or O, 2, plane_len) with zero slack; acc
+    (ACC_ROWS, >= gx_block * wp + VEC); gx_block = gx row pairs per pass; gw_len = flat positions
+    per weight-gradient pass."""
     c, h, wd = xs.shape
     o, k = wflip.shape[1], wflip.shape[2]
     p = k // 2

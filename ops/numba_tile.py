@@ -35,8 +35,8 @@ Two ways out of the registers:
                       straight to the block's outputs with masked stores
 
 Each m is one chain of fused multiply-adds in the order (c, j), starting from zero, and the rows are
-init + ((m1 + m2) + m3) and init + ((m2 - m3) - m4): fixed at compile time, so results do not depend
-on threads or batch size.
+init + m1 + m2 + m3 and init + m2 - m3 - m4 (in the order LLVM picks under the callers' fastmath
+flags): fixed at compile time, so results do not depend on threads or batch size.
 
 Two more kernels of the backward pass are written the same way:
     corr3_tile_pair   the weight gradient: two output channels against one input channel, 18
