@@ -172,7 +172,8 @@ def measured_projection(settings, folder):
                        (f"profile {settings.profile} ({settings.seeds} seeds per headline setting)", settings)):
         def epochs_of(run, plan=plan):
             return article_epochs(plan, run.batch, run.lr)
-        lines.append(f"| {name} | {len(plan_runs(plan))} | {sum(epochs_of(r) for r in plan_runs(plan)):,} | "
+        planned = plan_runs(plan)
+        lines.append(f"| {name} | {len(planned)} | {sum(epochs_of(r) for r in planned):,} | "
                      f"{plan_hours(plan, seconds, epochs_of):.1f} | {plan_hours(plan, in_layout, epochs_of):.1f} |")
     per_batch = ", ".join(f"bs {b} {seconds[b]:.2f} s ({in_layout[b]:.2f} s)" for b in settings.batches)
     return (f"Whole {settings.image_size}-px epochs of {epoch['rows'][0]['train_images']:,} training + "
