@@ -115,9 +115,10 @@ def test_thread_count_only_changes_the_chunking_and_reruns_are_bitwise_equal():
         finally:
             numba.set_num_threads(before)
     assert all(np.array_equal(a, b) for a, b in zip(results[0], results[2]))
-    # other chunks sum in another order: equal to float32 rounding of the largest entry (an
-    # elementwise tolerance fails near-zero entries with the plain sums too, e.g. seeds 3-5)
-    assert all(np.abs(a - b).max() <= 1e-5 * np.abs(a).max() for a, b in zip(results[0], results[1]))
+    # other chunks sum in another order: equal to a few float32 roundings of the largest entry
+    # (seeds 2-11 differ by at most 3.5e-7 of it; an elementwise tolerance fails near-zero entries
+    # with the plain sums too, e.g. seeds 3-5)
+    assert all(np.abs(a - b).max() <= 2e-6 * np.abs(a).max() for a, b in zip(results[0], results[1]))
 
 
 def test_a_stack_needs_two_direct_blocks_that_fit_together():
