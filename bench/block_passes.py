@@ -196,7 +196,7 @@ def gemm_parts(x, w, b, code, gy, need_gx, timed):
     gx = np.empty(x.shape, dtype)
     parts = {
         "forward: channel-last copy + im2col": timed(
-            lambda: _im2cols(x, numba_gemm._to_channel_last, numba_gemm._im2col, xh, cols, k, stack)),
+            lambda: _im2cols(x, numba_gemm.to_channel_last, numba_gemm._im2col, xh, cols, k, stack)),
         "forward: GEMM": timed(lambda: _forward_gemms(cols, wr, pre, groups)),
         "forward: pooling": timed(lambda: _gemm_pools(pre, b, y, codes, wd, stack)),
         "backward: padding + tap-major im2col": timed(

@@ -9,8 +9,8 @@ def _dispatchers():
     """Every cached numba function of the fast CPU kernels."""
     from numba.core.registry import CPUDispatcher
 
-    from ops import numba_blas, numba_dense, numba_direct, numba_gemm, numba_sgd
-    return [value for module in (numba_direct, numba_gemm, numba_blas, numba_sgd, numba_dense)
+    from ops import numba_blas, numba_dense, numba_direct, numba_gemm, numba_sgd, numba_winograd
+    return [value for module in (numba_direct, numba_gemm, numba_winograd, numba_blas, numba_sgd, numba_dense)
             for value in vars(module).values()
             if isinstance(value, CPUDispatcher) and value.stats.cache_path]  # cache=True only
 

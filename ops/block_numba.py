@@ -13,7 +13,7 @@ import time
 import numba
 import numpy as np
 
-from . import numba_blas, numba_direct, numba_gemm
+from . import numba_blas, numba_direct, numba_gemm, numba_winograd
 from .pixels import PixelRows, gathered, is_pixels, pixels_to_float
 
 # Flat elements of one block of output rows: small enough for the accumulator and the input rows it
@@ -37,6 +37,10 @@ DIRECT_BACKWARD_POSITIONS = 16
 # Target rows (output positions) of one im2col GEMM: several samples of a small plane are stacked
 # until about this many, so BLAS gets a long enough dimension (bench/kernel_peak_gemm.py).
 GEMM_ROWS = 512
+
+# Target pool windows (Winograd tiles) of one F(2x2, 3x3) product: samples are stacked until about
+# this many, as GEMM_ROWS does for im2col.
+WINOGRAD_TILES = 512
 
 # The direct kernels take uint8 pixels as input and divide them by 255 while copying them into
 # their padded planes (ops/pixels.py); the im2col path converts them first.
@@ -153,7 +157,10 @@ def conv_relu_pool_forward(x, w, b):
     nch = _chunks(n)
     if not direct:
         with numba_blas.single_threaded():
-            _gemm_forward(x, w, b, y, code, nch)
+            if w.shape[2] == 3:
+                _winograd_forward(x, w, b, y, code, nch)
+            else:
+                _gemm_forward(x, w, b, y, code, nch)
         return y, code
     xpad, acc, block = _forward_scratch(x.shape, w.shape, nch, dtype)
     numba_direct.direct_forward(x, w, numba_direct.winograd_weights(w), b, y, code, xpad, acc, block, nch)
@@ -201,7 +208,10 @@ def conv_relu_pool_backward(x, w, code, gy, need_gx=True):
     gb_part = np.empty((nch, o), dtype)
     if not direct:
         with numba_blas.single_threaded():
-            _gemm_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx)
+            if w.shape[2] == 3:
+                _winograd_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx)
+            else:
+                _gemm_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx)
     else:
         _direct_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx)
     return (gx if need_gx else None), gw_part.sum(axis=0), gb_part.sum(axis=0)
@@ -352,6 +362,69 @@ def _gemm_forward(x, w, b, y, code, nch):
     numba_gemm.gemm_forward(x, _gemm_weights(w), b, y, code, xh, cols, pre, k, _stack(h, wd), nch)
 
 
+def _winograd_stack(h, wd):
+    """Samples whose pool windows go into one Winograd product: about WINOGRAD_TILES, at least one."""
+    return max(1, WINOGRAD_TILES // max(1, (h // 2) * (wd // 2)))
+
+
+def _spread_planes(rows, row_bytes):
+    """Rows to allocate per transform plane so that the 16 planes of a Winograd buffer (rows x
+    row_bytes each) start in 16 different 256-byte slots modulo 4 KiB. The transforms read or
+    write all 16 planes at the same row; planes a multiple of 4 KiB apart would fall into one L1
+    set (8 ways for 16 streams: every access missed, ~20x slower) and alias in the load-store unit."""
+    for extra in range(4096):
+        stride = (rows + extra) * row_bytes
+        if len({(k * stride) % 4096 // 256 for k in range(16)}) == 16:
+            return rows + extra
+    return rows
+
+
+def _winner_factors(dtype):
+    """numba_winograd.winner_factors, built once per dtype (kept with the workspaces)."""
+    key = ("winner_factors", np.dtype(dtype).str)
+    if key not in _workspaces:
+        _workspaces[key] = numba_winograd.winner_factors(dtype)
+    return _workspaces[key]
+
+
+def _winograd_scratch(x_shape, dtype):
+    """The samples per Winograd product and the per-thread column-parity copy of a sample and row
+    transforms shared by the forward and backward passes (numba_winograd)."""
+    nch = _chunks(x_shape[0])
+    _, c, h, wd = x_shape
+    stack = _winograd_stack(h, wd)
+    xh = _workspace(("wino_xh", h, wd), (nch, h + 2, 2, (wd + 3) // 2, c), dtype)
+    e = _workspace("wino_e", (nch, 4, xh[0, 0].size), dtype)
+    return stack, stack * (h // 2) * (wd // 2), xh, e
+
+
+def _winograd_forward(x, w, b, y, code, nch):
+    """Forward of a 3x3 block with Winograd F(2x2, 3x3) tiles + BLAS into y / code."""
+    c, o, dt = x.shape[1], w.shape[0], x.dtype
+    stack, tiles, xh, e = _winograd_scratch(x.shape, dt)
+    v = _workspace("wino_v", (nch, 16, _spread_planes(tiles, c * dt.itemsize), c), dt)
+    m = _workspace("wino_m", (nch, 16, _spread_planes(tiles, o * dt.itemsize), o), dt)
+    numba_winograd.winograd_forward(x, numba_winograd.winograd_filters(w), b, y, code, xh, e, v, m, stack, nch)
+
+
+def _winograd_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx):
+    """Backward of a 3x3 block with Winograd F(2x2, 3x3) tiles + BLAS into gx / per-chunk gw_part,
+    gb_part."""
+    _, c, h, wd = x.shape
+    o, dt = w.shape[0], x.dtype
+    stack, tiles, xh, e = _winograd_scratch(x.shape, dt)
+    gh = _workspace(("wino_gh", h, wd), xh.shape, dt)
+    v = _workspace("wino_v", (nch, 16, _spread_planes(tiles, c * dt.itemsize), c), dt)
+    dv = _workspace("wino_dv", v.shape, dt)
+    mg = _workspace("wino_m", (nch, 16, _spread_planes(tiles, o * dt.itemsize), o), dt)
+    ct = _workspace("wino_ct", (nch, (h // 2) * (wd // 2), o), np.uint8)
+    gt = _workspace("wino_gt", ct.shape, dt)
+    prod = _workspace("wino_prod", (nch, c, o), dt)
+    wg = _workspace("wino_wg", (nch, 16, c, o), dt)
+    numba_winograd.winograd_backward(x, numba_winograd.winograd_filters(w), code, gy, _winner_factors(dt), gx,
+                                     gw_part, gb_part, wg, xh, e, v, mg, dv, gh, ct, gt, prod, stack, nch, need_gx)
+
+
 def _gemm_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx):
     """Backward with im2col + BLAS into gx / per-chunk gw_part, gb_part."""
     _, c, h, wd = x.shape
@@ -379,9 +452,10 @@ def warmup(dtype=np.float32):
     cache instead of racing to write it. Returns the seconds it took."""
     start = time.perf_counter()
     rng = np.random.default_rng(0)
-    for c in (1, GEMM_MIN_CHANNELS):
+    # the direct kernels, Winograd tiles (3 x 3 from GEMM_MIN_CHANNELS on) and im2col (other sizes)
+    for c, k in ((1, 3), (GEMM_MIN_CHANNELS, 3), (GEMM_MIN_CHANNELS, 1)):
         x = rng.standard_normal((2, c, 4, 4)).astype(dtype)
-        w = rng.standard_normal((2, c, 3, 3)).astype(dtype)
+        w = rng.standard_normal((2, c, k, k)).astype(dtype)
         y, code = conv_relu_pool_forward(x, w, np.zeros(2, dtype))
         conv_relu_pool_backward(x, w, code, np.ones_like(y), need_gx=True)
     pixels = rng.integers(0, 256, (2, 1, 16, 16), dtype=np.uint8)  # the first block reads photos

@@ -31,13 +31,13 @@ CACHE_DEPENDS_ON = {"numba_direct.py": "4ee508379d7a6029", "pool_code.py": "3021
 
 
 @njit(cache=True)
-def _rows(buf, m):
+def matrix_rows(buf, m):
     """The first m rows of the 2-D C-contiguous buffer buf as a C-contiguous matrix (for np.dot)."""
     return buf.ravel()[:m * buf.shape[1]].reshape((m, buf.shape[1]))
 
 
 @njit(cache=True)
-def _to_channel_last(xs, xh, p):
+def to_channel_last(xs, xh, p):
     """xh[r + p, q + p, c] = xs[c, r, q]; xh's border of width p stays zero. (Reading whole input
     rows and writing with stride C measured faster than the other loop orders.)"""
     c, h, wd = xs.shape
@@ -125,10 +125,10 @@ def gemm_forward(x, wr, b, y, code, xh, cols, pre, k, stack, nchunks):
         for s0 in range(t * n // nchunks, end, stack):
             m = min(stack, end - s0)
             for u in range(m):
-                _to_channel_last(x[s0 + u], xh[t], p)
+                to_channel_last(x[s0 + u], xh[t], p)
                 _im2col(xh[t], cols[t], u * hw, h, wd, k)
-            pr = _rows(pre[t], m * hw)
-            np.dot(_rows(cols[t], m * hw), wr, pr)
+            pr = matrix_rows(pre[t], m * hw)
+            np.dot(matrix_rows(cols[t], m * hw), wr, pr)
             for u in range(m):
                 _pool(pr, u * hw, wd, b, y[s0 + u], code[s0 + u])
 
@@ -195,7 +195,7 @@ def gemm_backward(x, wr, code, gy, gx, gw_part, gb_part, xp, gh, cols_t, g, gcol
         end = (t + 1) * n // nchunks
         for s0 in range(t * n // nchunks, end, stack):
             m = min(stack, end - s0)
-            gt = _rows(g[t], m * hw)
+            gt = matrix_rows(g[t], m * hw)
             gt[:] = 0
             ct = cols_t[t][:kk * m * hw].reshape((kk, m * hw))
             for u in range(m):
@@ -205,7 +205,7 @@ def gemm_backward(x, wr, code, gy, gx, gw_part, gb_part, xp, gh, cols_t, g, gcol
             np.dot(ct, gt, tmp[t])
             gwp += tmp[t]
             if need_gx:
-                gc = _rows(gcols[t], m * hw)
+                gc = matrix_rows(gcols[t], m * hw)
                 np.dot(gt, wrt, gc)
                 for u in range(m):
                     _col2im(gc, u * hw, gh[t], gx[s0 + u], k)

@@ -8,7 +8,7 @@ from ops.block import RELU_ZERO, conv_relu_pool_backward_reference, conv_relu_po
 from ops.conv import conv2d_forward
 
 # (N, C, O, H, W, k): odd sizes (floored pool), batch 1, 1 input channel, k 1/3/5; C >= 16 takes
-# the im2col + BLAS path, fewer channels the direct kernels. The direct 3x3 kernels work on channel
+# BLAS (Winograd tiles or im2col), fewer channels the direct kernels. The direct 3x3 kernels work on channel
 # pairs (odd O and C leave a single one) and scatter the pooled gradient 16 windows at a time (35
 # windows per row at W = 70: two full vectors and a masked one). 66 x 70 needs two row blocks and two
 # weight-gradient passes (block_numba.BLOCK_ELEMS). With 4, 8, 12 output (input) channels and a
@@ -17,7 +17,9 @@ from ops.conv import conv2d_forward
 # is the narrowest, 66 x 70 spans two row blocks, 9 rows leave the input gradient's last row pair
 # one row short; 6 x 6 falls back to the loops), also from 16 input
 # channels on (block_numba.forward_is_direct); so does the backward of 16 channels at 16 x 16
-# (backward_is_direct), while 16 channels at 7 x 9 and 64 channels take im2col + BLAS.
+# (backward_is_direct), while 16 channels at 7 x 9 (odd: the pool drops a row and a column) and 64
+# channels take the Winograd F(2x2, 3x3) tiles + BLAS (numba_winograd), and the 5x5 and 1x1
+# kernels from 16 channels on im2col + BLAS.
 SHAPES = [
     (3, 3, 4, 9, 11, 3),
     (2, 3, 5, 10, 12, 3),
@@ -94,11 +96,14 @@ def test_float32_matches_reference(shape):
 
 
 @pytest.mark.parametrize("stack", [1, 2, 3])
-def test_stacked_samples_match_reference(monkeypatch, stack):
-    # The im2col path puts `stack` samples' rows into one GEMM; 7 samples leave a partial group
-    # in each thread's range (1 thread: 3+3+1 at stack 3; 2 threads: ranges of 3 and 4).
-    n, c, o, h, wd, k = shape = (7, 16, 6, 6, 5, 3)
+@pytest.mark.parametrize("k", [3, 5])
+def test_stacked_samples_match_reference(monkeypatch, stack, k):
+    # The Winograd (3x3) and im2col (5x5) paths put `stack` samples' windows or rows into one
+    # product; 7 samples leave a partial group in each thread's range (1 thread: 3+3+1 at stack 3;
+    # 2 threads: ranges of 3 and 4).
+    n, c, o, h, wd, k = shape = (7, 16, 6, 6, 5, k)
     monkeypatch.setattr(block_numba, "GEMM_ROWS", stack * h * wd)
+    monkeypatch.setattr(block_numba, "WINOGRAD_TILES", stack * (h // 2) * (wd // 2))
     _assert_float64_matches_reference(*_data(shape, np.float64, seed=6))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ops import numba_direct, numba_gemm
+from ops import numba_direct, numba_gemm, numba_winograd
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK = "from engine.kernel_cache import kernel_cache_is_cold; print(kernel_cache_is_cold())"
@@ -53,14 +53,15 @@ def test_an_empty_cache_is_cold_and_a_filled_one_is_not(tmp_path):
     indexes[-1].write_bytes(b"")
     assert not cold_in(tmp_path)
     # the current default cache (filled by this suite's fast-kernel tests, or by this warm-up)
-    warm_up = "from ops import block_numba, numba_sgd; block_numba.warmup(); numba_sgd.warmup(); "
+    warm_up = ("from ops import block_numba, numba_dense, numba_sgd; block_numba.warmup(); numba_dense.warmup(); "
+               "numba_sgd.warmup(); ")
     warm = subprocess.run([sys.executable, "-c", warm_up + CHECK], capture_output=True, text=True,
                           cwd=ROOT, timeout=900)
     assert warm.returncode == 0, warm.stderr
     assert warm.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize("module", [numba_direct, numba_gemm])
+@pytest.mark.parametrize("module", [numba_direct, numba_gemm, numba_winograd])
 def test_cached_kernels_record_the_files_whose_code_they_compile_in(module):
     # numba's on-disk cache is invalidated only by a change to the kernel's own file: a helper it
     # inlines from another file could change and leave stale compiled code behind, unless the

@@ -1,0 +1,325 @@
+"""Winograd F(2x2, 3x3) numba kernels for the fused 3x3 conv+bias+ReLU+pool block (wide layers).
+
+A 2x2 max-pool window is exactly one output tile of F(2x2, 3x3): its four conv outputs depend on
+the 4x4 input patch d of a zero-bordered copy of the sample (rows 2r..2r+3, columns 2q..2q+3), and
+
+    Y = A^T [ (G g G^T) * (B^T d B) ] A        (* elementwise, 4x4 products instead of 2x2x9)
+
+    B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+    G   = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
+    A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
+
+Summed over input channels, each of the 16 transform positions xi = (a, b) is one matrix product
+over the tiles T of several stacked samples: M[xi] (T, O) = V[xi] (T, C) @ U[xi] (C, O), with
+V = B^T d B per tile and channel and U = G g G^T per kernel (winograd_filters). That is 16 C O
+multiply-adds per tile where im2col + BLAS spends 36 C O (four positions x nine taps), and the
+pooling reads each window's four outputs straight from the tile: the pre-activation plane is never
+laid out. Only the windows' positions are computed (an odd last row or column, which the pool
+drops, costs nothing).
+
+The backward pass is the adjoint of the same formula. With dY the window's output gradient (the
+pooled gradient at the winner, zero elsewhere) and Mg = A dY A^T per tile and output channel:
+
+    gw[o, c] = G^T [ sum over tiles of V[:, :, c] * Mg[:, :, o] ] G     Wg[xi] (C, O) = V[xi]^T @ Mg[xi]
+    gx patch += B [ sum over o of U[:, :, c, o] * Mg[:, :, o] ] B^T      dV[xi] (T, C) = Mg[xi] @ U[xi]^T
+
+the input patches overlapping by two rows and columns, so their gradients are added up. Each thread
+works on a fixed index range of the batch and calls BLAS (numba's np.dot) on its own buffers, BLAS
+single-threaded meanwhile (block_numba arranges that); per-chunk gradient sums keep results
+independent of scheduling.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .numba_direct import window_code
+from .numba_gemm import matrix_rows
+from .pool_code import RELU_ZERO
+
+# numba's cache is keyed to this file alone; the digests of the files whose code these kernels
+# compile in (see numba_direct.CACHE_DEPENDS_ON).
+CACHE_DEPENDS_ON = {"numba_direct.py": "4ee508379d7a6029", "numba_gemm.py": "0ce12ffb9e780d7b",
+                    "pool_code.py": "3021576932a8b343"}
+
+@njit(inline="always")
+def _g(g0, g1, g2):
+    """G g for one kernel row or column g: (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2), in
+    float64 (rounded once, when stored)."""
+    a, b, c = np.float64(g0), np.float64(g1), np.float64(g2)
+    return a, (a + b + c) * 0.5, (a - b + c) * 0.5, c
+
+
+@njit(inline="always")
+def _gt(x0, x1, x2, x3):
+    """G^T x for one 4-vector x (the adjoint of _g): (x0 + (x1 + x2) / 2, (x1 - x2) / 2,
+    (x1 + x2) / 2 + x3), in float64."""
+    a, b, c, d = np.float64(x0), np.float64(x1), np.float64(x2), np.float64(x3)
+    return a + (b + c) * 0.5, (b - c) * 0.5, (b + c) * 0.5 + d
+
+
+@njit(cache=True)
+def winograd_filters(w):
+    """u[(a, b), c, o] = (G w[o, c] G^T)[a, b]: the 3x3 kernels w (O, C, 3, 3) in the transform
+    domain, as the 16 right factors (C, O) of the tile products. Computed once per call."""
+    o, c = w.shape[:2]
+    u = np.empty((16, c, o), w.dtype)
+    for oi in range(o):
+        for ci in range(c):
+            g = w[oi, ci]
+            # G applied down the three kernel columns, then along each row a of the result
+            c0, c1, c2 = _g(g[0, 0], g[1, 0], g[2, 0]), _g(g[0, 1], g[1, 1], g[2, 1]), _g(g[0, 2], g[1, 2], g[2, 2])
+            for a in range(4):
+                row = _g(c0[a], c1[a], c2[a])
+                for b in range(4):
+                    u[4 * a + b, ci, oi] = row[b]
+    return u
+
+
+@njit(cache=True)
+def _weight_gradient(wg, gw):
+    """gw (O, C, 3, 3) = G^T Wg[:, :, c, o] G from the transform-domain sums wg (16, C, O) over
+    the tiles: the adjoint of winograd_filters."""
+    o, c = gw.shape[:2]
+    for oi in range(o):
+        for ci in range(c):
+            # G^T down each of the four transform columns b, then along each kernel row i
+            x0 = _gt(wg[0, ci, oi], wg[4, ci, oi], wg[8, ci, oi], wg[12, ci, oi])
+            x1 = _gt(wg[1, ci, oi], wg[5, ci, oi], wg[9, ci, oi], wg[13, ci, oi])
+            x2 = _gt(wg[2, ci, oi], wg[6, ci, oi], wg[10, ci, oi], wg[14, ci, oi])
+            x3 = _gt(wg[3, ci, oi], wg[7, ci, oi], wg[11, ci, oi], wg[15, ci, oi])
+            for i in range(3):
+                gw[oi, ci, i, 0], gw[oi, ci, i, 1], gw[oi, ci, i, 2] = _gt(x0[i], x1[i], x2[i], x3[i])
+
+
+@njit(inline="always")
+def _sum(out, x, y):
+    """out = x + y (1-D, one vector loop: LLVM vectorises loops with few distinct arrays)."""
+    for i in range(out.size):
+        out[i] = x[i] + y[i]
+
+
+@njit(inline="always")
+def _difference(out, x, y):
+    """out = x - y."""
+    for i in range(out.size):
+        out[i] = x[i] - y[i]
+
+
+@njit(inline="always")
+def _add(out, x):
+    """out += x."""
+    for i in range(out.size):
+        out[i] += x[i]
+
+
+@njit(inline="always")
+def _subtract(out, x):
+    """out -= x."""
+    for i in range(out.size):
+        out[i] -= x[i]
+
+
+@njit(inline="always")
+def _add_sum_difference(out, x, y, z):
+    """out += x + y - z."""
+    for i in range(out.size):
+        out[i] += x[i] + y[i] - z[i]
+
+
+@njit(cache=True)
+def to_column_parity(xs, xh):
+    """xh[r + 1, (q + 1) % 2, (q + 1) // 2, c] = xs[c, r, q]: a zero-bordered channel-last copy of
+    one sample (C, H, W) whose padded columns are split by parity, so that the columns 2q + j of
+    every window q (j = 0..3) are contiguous runs along (q, c): even columns from q + j // 2 for
+    even j, odd columns likewise. xh (H+2, 2, (W+3)//2, C); its unwritten entries stay zero."""
+    c, h, wd = xs.shape
+    for r in range(h):
+        dst = xh[r + 1]
+        for ci in range(c):
+            src = xs[ci, r]
+            for q in range(wd):
+                dst[(q + 1) & 1, (q + 1) >> 1, ci] = src[q]
+
+
+@njit(cache=True)
+def _input_tiles(xh, e, v, t0, h2, w2):
+    """v[(a, b), t0 + r*w2 + q, :] = (B^T d B)[a, b] for the 4x4 patch d (rows 2r..2r+3, padded
+    columns 2q..2q+3) of each pool window (r, q) of one sample, from its column-parity copy xh
+    (to_column_parity); per axis B^T d = (d0 - d2, d1 + d2, d2 - d1, d1 - d3). Per window row the
+    row transform runs along whole rows into e (4, xh row), then the column transform along (q, c)
+    for all the row's windows at once: every loop is one long contiguous vector loop."""
+    c = xh.shape[3]
+    half = xh.shape[2] * c
+    n = w2 * c
+    for r in range(h2):
+        x0, x1 = xh[2 * r].reshape(-1), xh[2 * r + 1].reshape(-1)
+        x2, x3 = xh[2 * r + 2].reshape(-1), xh[2 * r + 3].reshape(-1)
+        _difference(e[0], x0, x2)
+        _sum(e[1], x1, x2)
+        _difference(e[2], x2, x1)
+        _difference(e[3], x1, x3)
+        # columns 2q + j of the row's windows: j = 0 even[q], 1 odd[q], 2 even[q + 1], 3 odd[q + 1]
+        first = (t0 + r * w2) * c
+        for a in range(4):
+            ea = e[a]
+            col0, col1, col2, col3 = ea[:n], ea[half:half + n], ea[c:c + n], ea[half + c:half + c + n]
+            _difference(v[4 * a].reshape(-1)[first:first + n], col0, col2)
+            _sum(v[4 * a + 1].reshape(-1)[first:first + n], col1, col2)
+            _difference(v[4 * a + 2].reshape(-1)[first:first + n], col2, col1)
+            _difference(v[4 * a + 3].reshape(-1)[first:first + n], col1, col3)
+
+
+@njit(cache=True)
+def _pool_tiles(m, t0, b, ys, cs):
+    """Pool one sample's tiles m[:, t0 + r*w2 + q, :] (16 transform positions x O) into ys/cs
+    (O, H/2, W/2): Y = A^T M A, per axis (m0 + m1 + m2, m1 - m2 - m3); the bias is added to each
+    of the window's four values before comparing, as the reference does (codes: window_code).
+    Vectors run along the output channels."""
+    o, h2, w2 = ys.shape
+    for r in range(h2):
+        for q in range(w2):
+            t = t0 + r * w2 + q
+            for oi in range(o):
+                # rows: z_aj = (A^T M)[a, j]
+                z00 = m[0, t, oi] + m[4, t, oi] + m[8, t, oi]
+                z01 = m[1, t, oi] + m[5, t, oi] + m[9, t, oi]
+                z02 = m[2, t, oi] + m[6, t, oi] + m[10, t, oi]
+                z03 = m[3, t, oi] + m[7, t, oi] + m[11, t, oi]
+                z10 = m[4, t, oi] - m[8, t, oi] - m[12, t, oi]
+                z11 = m[5, t, oi] - m[9, t, oi] - m[13, t, oi]
+                z12 = m[6, t, oi] - m[10, t, oi] - m[14, t, oi]
+                z13 = m[7, t, oi] - m[11, t, oi] - m[15, t, oi]
+                bi = b[oi]
+                ys[oi, r, q], cs[oi, r, q] = window_code(z00 + z01 + z02 + bi, z01 - z02 - z03 + bi,
+                                                         z10 + z11 + z12 + bi, z11 - z12 - z13 + bi)
+
+
+def winner_factors(dtype):
+    """f[(a, b), code] = A[a, wa] A[b, wb] for the winner's row wa = code >> 1 and column
+    wb = code & 1 (A's column 0 is (1, 1, 1, 0), column 1 is (0, 1, -1, -1)); 0 for RELU_ZERO
+    (nothing passed). In the gradients' dtype, so _gradient_tiles' products stay in it."""
+    columns = np.array([[1, 1, 1, 0], [0, 1, -1, -1]])
+    f = np.zeros((16, RELU_ZERO + 1), dtype)
+    for code in range(RELU_ZERO):
+        f[:, code] = np.outer(columns[code >> 1], columns[code & 1]).reshape(16)
+    return f
+
+
+@njit(cache=True)
+def _gradient_tiles(cs, gs, factors, ct, gt, mg, t0, gb):
+    """mg[:, t0 + r*w2 + q, :] = A dY A^T for one sample's windows, and gb (O,) += what passed.
+
+    dY is zero but at the winner, which holds the pooled gradient g, so (A dY A^T)[a, b] =
+    g * factors[(a, b), code]. The codes and gradients are first transposed window-major into ct
+    and gt (T1, O), so each of the 16 planes is then one contiguous vector loop along (window, o)."""
+    o, h2, w2 = cs.shape
+    per = h2 * w2
+    cf = cs.reshape((o, per))
+    gf = gs.reshape((o, per))
+    for oi in range(o):
+        for tw in range(per):
+            code = cf[oi, tw]
+            ct[tw, oi] = code
+            gt[tw, oi] = gf[oi, tw]
+            if code < RELU_ZERO:
+                gb[oi] += gf[oi, tw]
+    n = per * o
+    codes = ct.reshape(-1)[:n]
+    grads = gt.reshape(-1)[:n]
+    for xi in range(16):
+        f0, f1, f2, f3, f4 = factors[xi, 0], factors[xi, 1], factors[xi, 2], factors[xi, 3], factors[xi, 4]
+        out = mg[xi].reshape(-1)[t0 * o:t0 * o + n]
+        for i in range(n):
+            code = codes[i]
+            f = f0 if code == 0 else (f1 if code == 1 else (f2 if code == 2 else (f3 if code == 3 else f4)))
+            out[i] = grads[i] * f
+
+
+@njit(cache=True)
+def _patch_gradients(dv, f, t0, gh, gxs):
+    """gxs (C, H, W) = the adjoint of _input_tiles for one sample: each window's dv[:, t, :] goes
+    back through B dV B^T (per axis B e = (e0, e1 - e2 + e3, e1 + e2 - e0, -e3)) and is added into
+    its 4x4 patch of gh (the column-parity layout of to_column_parity, zeroed here); patches
+    overlap by two rows and columns. Per window row the column transform is added into f (4, gh
+    row) for all the row's windows at once, then the row transform into gh's rows."""
+    c, h, wd = gxs.shape
+    h2, w2 = h // 2, wd // 2
+    half = gh.shape[2] * c
+    n = w2 * c
+    gh[:] = 0
+    for r in range(h2):
+        f[:] = 0
+        first = (t0 + r * w2) * c
+        for a in range(4):
+            d0, d1 = dv[4 * a].reshape(-1)[first:first + n], dv[4 * a + 1].reshape(-1)[first:first + n]
+            d2, d3 = dv[4 * a + 2].reshape(-1)[first:first + n], dv[4 * a + 3].reshape(-1)[first:first + n]
+            fa = f[a]
+            # columns 2q + j: j = 0 even[q], 1 odd[q], 2 even[q + 1], 3 odd[q + 1]
+            _add(fa[:n], d0)
+            _add_sum_difference(fa[half:half + n], d1, d3, d2)
+            _add_sum_difference(fa[c:c + n], d1, d2, d0)
+            _subtract(fa[half + c:half + c + n], d3)
+        _add(gh[2 * r].reshape(-1), f[0])
+        _add_sum_difference(gh[2 * r + 1].reshape(-1), f[1], f[3], f[2])
+        _add_sum_difference(gh[2 * r + 2].reshape(-1), f[1], f[2], f[0])
+        _subtract(gh[2 * r + 3].reshape(-1), f[3])
+    for ci in range(c):
+        for r in range(h):
+            for q in range(wd):
+                gxs[ci, r, q] = gh[r + 1, (q + 1) & 1, (q + 1) >> 1, ci]
+
+
+@njit(cache=True, parallel=True)
+def winograd_forward(x, u, b, y, code, xh, e, v, m, stack, nchunks):
+    """Fused forward into y/code. u (16, C, O) from winograd_filters; per-thread scratch xh
+    (nchunks, H+2, 2, (W+3)//2, C) zero-bordered (to_column_parity), e (nchunks, 4, xh row),
+    v (nchunks, 16, >= stack*T1, C) and m (nchunks, 16, >= stack*T1, O), T1 = (H/2)(W/2)
+    windows per sample; `stack` samples share each product M[xi] (tiles, O) = V[xi] (tiles, C)
+    @ U[xi] (C, O)."""
+    n = x.shape[0]
+    _, h2, w2 = y.shape[1:]
+    per = h2 * w2
+    for t in prange(nchunks):
+        end = (t + 1) * n // nchunks
+        for s0 in range(t * n // nchunks, end, stack):
+            rows = min(stack, end - s0) * per
+            for s in range(min(stack, end - s0)):
+                to_column_parity(x[s0 + s], xh[t])
+                _input_tiles(xh[t], e[t], v[t], s * per, h2, w2)
+            for xi in range(16):
+                np.dot(matrix_rows(v[t, xi], rows), u[xi], matrix_rows(m[t, xi], rows))
+            for s in range(min(stack, end - s0)):
+                _pool_tiles(m[t], s * per, b, y[s0 + s], code[s0 + s])
+
+
+@njit(cache=True, parallel=True)
+def winograd_backward(x, u, code, gy, factors, gx, gw_part, gb_part, wg, xh, e, v, mg, dv, gh, ct, gt,
+                      prod, stack, nchunks, need_gx):
+    """Fused backward. u (16, C, O) from winograd_filters, factors from winner_factors; gw_part
+    (nchunks, O, C, 3, 3) and gb_part (nchunks, O) receive per-chunk sums, gw_part through the
+    transform-domain sums wg (nchunks, 16, C, O); per-thread scratch xh and gh (nchunks, H+2, 2,
+    (W+3)//2, C), e (nchunks, 4, xh row), v and dv (nchunks, 16, >= stack*T1, C), mg (nchunks, 16,
+    >= stack*T1, O), ct and gt (nchunks, T1, O), prod (nchunks, C, O). Per transform position xi and group of tiles:
+    Wg[xi] (C, O) += V[xi]^T @ Mg[xi] and dV[xi] = Mg[xi] @ U[xi]^T."""
+    n = x.shape[0]
+    _, h2, w2 = gy.shape[1:]
+    per = h2 * w2
+    for t in prange(nchunks):
+        gbp = gb_part[t]
+        wg[t] = 0
+        gbp[:] = 0
+        end = (t + 1) * n // nchunks
+        for s0 in range(t * n // nchunks, end, stack):
+            rows = min(stack, end - s0) * per
+            for s in range(min(stack, end - s0)):
+                to_column_parity(x[s0 + s], xh[t])
+                _input_tiles(xh[t], e[t], v[t], s * per, h2, w2)
+                _gradient_tiles(code[s0 + s], gy[s0 + s], factors, ct[t], gt[t], mg[t], s * per, gbp)
+            for xi in range(16):
+                np.dot(matrix_rows(v[t, xi], rows).T, matrix_rows(mg[t, xi], rows), prod[t])
+                wg[t, xi] += prod[t]
+            if need_gx:
+                for xi in range(16):
+                    np.dot(matrix_rows(mg[t, xi], rows), u[xi].T, matrix_rows(dv[t, xi], rows))
+                for s in range(min(stack, end - s0)):
+                    _patch_gradients(dv[t], e[t], s * per, gh[t], gx[s0 + s])
+        _weight_gradient(wg[t], gw_part[t])
