@@ -12,19 +12,21 @@ timed ALONE over the same batch with the kernels' own helpers and scratch:
                                  from them (neither where ops/numba_tile.py's tiles write the
                                  outputs themselves), the pooled-gradient scatter (with the
                                  bias-gradient sum)
-    im2col blocks (conv4, conv5) channel-last copy + im2col, pooling, GEMMs (np.dot on the same
-                                 shapes), padding + tap-major im2col, scatter, col2im
+    Winograd blocks (conv5)      column-parity copy + input transform, output transform + pooling,
+                                 gradient transform (with the bias-gradient sum), input-gradient
+                                 transform, and the GEMMs (np.dot on the same shapes)
 
 "multiply-adds (the rest)" is the whole pass minus those parts: for the direct blocks, the vector
 loops of multiply-adds plus what the parts miss (accumulator set-up, loop overhead); its GFLOP/s
 against NumPy's sgemm on the same threads, measured in the same process right before, is how close
-the arithmetic itself runs to the machine's ceiling. For the im2col blocks the GEMMs are timed
+the arithmetic itself runs to the machine's ceiling. For the Winograd blocks the GEMMs are timed
 themselves. Timings are medians over at least --min-seconds of calls. The parts run alone, so they
 meet the caches differently than inside the block (and inside it they may overlap the arithmetic):
 the rest is an estimate of the multiply-adds' time, not a bound; a rate above sgemm's says a part
 costs less inside the block than alone, or fewer multiply-adds: GFLOP/s count the plain
 convolution's FLOPs, and the direct tiles' forward and input gradient compute Winograd F(2, 3) sums
-(4 multiply-adds down a kernel column where the plain sums take 6). Writes bench/results/NAME.json
+(4 multiply-adds down a kernel column where the plain sums take 6), the Winograd blocks' GEMMs
+F(2x2, 3x3) products (16 per window where the plain sums take 36). Writes bench/results/NAME.json
 and NAME.md.
 """
 import argparse
@@ -58,7 +60,7 @@ from numba import njit  # noqa: E402
 
 from bench.common import RESULTS, call_times, machine_info, write_result  # noqa: E402
 from bench.flops import layer_flops, load_average, sgemm_gflops  # noqa: E402
-from ops import block_numba, numba_blas, numba_direct, numba_gemm  # noqa: E402
+from ops import block_numba, numba_blas, numba_direct, numba_gemm, numba_winograd  # noqa: E402
 
 
 # --- the data-moving passes alone, over the batch, one sample after another (one thread) ---
@@ -98,50 +100,52 @@ def _direct_unpacks(acc, wp, gx, gx_block):
                 numba_direct._unpack_rows(acc[0], acc[1], wp, r0, nr, gx[s, ci])
 
 
-@njit  # (takes kernels as arguments: numba cannot cache it)
-def _im2cols(x, copy, im2col, padded, cols, k, stack):
-    """Per sample: the zero-bordered copy, then its im2col rows (or columns) at the sample's place."""
-    n, _, h, wd = x.shape
-    for s in range(n):
-        copy(x[s], padded, k // 2)
-        im2col(padded, cols, (s % stack) * h * wd, h, wd, k)
+@njit(cache=True)
+def _input_transforms(x, xh, e, v, stack):
+    """Per sample: the column-parity copy, then its windows' input transforms at the sample's place."""
+    h2, w2 = x.shape[2] // 2, x.shape[3] // 2
+    for s in range(x.shape[0]):
+        numba_winograd.to_column_parity(x[s], xh)
+        numba_winograd._input_tiles(xh, e, v, (s % stack) * h2 * w2, h2, w2)
 
 
 @njit(cache=True)
-def _gemm_pools(pre, b, y, code, wd, stack):
-    hw = 4 * y.shape[2] * y.shape[3]
+def _output_pools(m, b, y, code, stack):
+    per = y.shape[2] * y.shape[3]
     for s in range(y.shape[0]):
-        numba_gemm._pool(pre, (s % stack) * hw, wd, b, y[s], code[s])
+        numba_winograd._pool_tiles(m, (s % stack) * per, b, y[s], code[s])
 
 
 @njit(cache=True)
-def _forward_gemms(cols, wr, pre, groups):
-    for _ in range(groups):
-        np.dot(cols, wr, pre)
-
-
-@njit(cache=True)
-def _gemm_scatters(code, gy, g, wd, gb, stack):
-    hw = 4 * code.shape[2] * code.shape[3]
+def _gradient_transforms(code, gy, factors, ct, gt, mg, gb, stack):
+    per = code.shape[2] * code.shape[3]
     for s in range(code.shape[0]):
-        if s % stack == 0:
-            g[:] = 0
-        numba_gemm._scatter(code[s], gy[s], g, (s % stack) * hw, wd, gb)
+        numba_winograd._gradient_tiles(code[s], gy[s], factors, ct, gt, mg, (s % stack) * per, gb)
 
 
 @njit(cache=True)
-def _backward_gemms(cols_t, g, wrt, tmp, gcols, groups, need_gx):
+def _patch_transforms(dv, e, gh, gx, stack):
+    per = (gx.shape[2] // 2) * (gx.shape[3] // 2)
+    for s in range(gx.shape[0]):
+        numba_winograd._patch_gradients(dv, e, (s % stack) * per, gh, gx[s])
+
+
+@njit(cache=True)
+def _forward_products(v, u, m, rows, groups):
     for _ in range(groups):
-        np.dot(cols_t, g, tmp)
-        if need_gx:
-            np.dot(g, wrt, gcols)
+        for xi in range(16):
+            np.dot(numba_gemm.matrix_rows(v[xi], rows), u[xi], numba_gemm.matrix_rows(m[xi], rows))
 
 
 @njit(cache=True)
-def _col2ims(gcols, gh, gx, k, stack):
-    n, _, h, wd = gx.shape
-    for s in range(n):
-        numba_gemm._col2im(gcols, (s % stack) * h * wd, gh, gx[s], k)
+def _backward_products(v, mg, u, dv, prod, wg, rows, groups, need_gx):
+    for _ in range(groups):
+        for xi in range(16):
+            np.dot(numba_gemm.matrix_rows(v[xi], rows).T, numba_gemm.matrix_rows(mg[xi], rows), prod)
+            wg[xi] += prod
+        if need_gx:
+            for xi in range(16):
+                np.dot(numba_gemm.matrix_rows(mg[xi], rows), u[xi].T, numba_gemm.matrix_rows(dv[xi], rows))
 
 
 # --- measurement ---
@@ -172,41 +176,35 @@ def direct_parts(x, w, code, gy, need_gx, timed):
     return parts
 
 
-def gemm_parts(x, w, b, code, gy, need_gx, timed):
-    """{part: ms} of an im2col block's passes and GEMMs, each alone over the batch."""
+def winograd_parts(x, w, b, code, gy, need_gx, timed):
+    """{part: ms} of a Winograd block's transforms and products, each alone over the batch, on the
+    block's own scratch (one thread's)."""
     n, c, h, wd = x.shape
-    o, k = w.shape[0], w.shape[2]
-    stack = block_numba._stack(h, wd)
-    rows, kk = stack * h * wd, k * k * c
+    o, dtype = w.shape[0], w.dtype
+    stack, tiles, xh, e = block_numba._winograd_scratch(x.shape, dtype)
+    xh, e = xh[0], e[0]
     groups = -(-n // stack)
-    dtype = w.dtype
-    wr = block_numba._gemm_weights(w)
-    xh = np.zeros((h + k - 1, wd + k - 1, c), dtype)
-    cols = np.zeros((rows, kk), dtype)
-    pre = np.zeros((rows, o), dtype)
-    y = np.empty(gy.shape, dtype)
-    codes = np.empty(gy.shape, np.uint8)
-    xp = np.zeros((c, h + k - 1, wd + k - 1), dtype)
-    cols_t = np.zeros((kk, rows), dtype)
-    g = np.zeros((rows, o), dtype)
-    gb = np.zeros(o, dtype)
-    tmp = np.zeros((kk, o), dtype)
-    gcols = np.zeros((rows, kk), dtype)
-    gh = np.zeros((h + k - 1, wd + k - 1, c), dtype)
-    gx = np.empty(x.shape, dtype)
+    u = numba_winograd.winograd_filters(w)
+    v = np.zeros((16, block_numba._spread_planes(tiles, c * dtype.itemsize), c), dtype)
+    dv = np.zeros_like(v)
+    m = np.zeros((16, block_numba._spread_planes(tiles, o * dtype.itemsize), o), dtype)
+    ct = np.zeros(((h // 2) * (wd // 2), o), np.uint8)
+    gt = np.zeros(ct.shape, dtype)
+    y, codes = np.empty(gy.shape, dtype), np.empty(gy.shape, np.uint8)
+    gh, gx = np.zeros_like(xh), np.empty(x.shape, dtype)
+    gb, prod, wg = np.zeros(o, dtype), np.zeros((c, o), dtype), np.zeros((16, c, o), dtype)
+    factors = numba_winograd.winner_factors(dtype)
     parts = {
-        "forward: channel-last copy + im2col": timed(
-            lambda: _im2cols(x, numba_gemm.to_channel_last, numba_gemm._im2col, xh, cols, k, stack)),
-        "forward: GEMM": timed(lambda: _forward_gemms(cols, wr, pre, groups)),
-        "forward: pooling": timed(lambda: _gemm_pools(pre, b, y, codes, wd, stack)),
-        "backward: padding + tap-major im2col": timed(
-            lambda: _im2cols(x, numba_gemm._pad, numba_gemm._im2col_t, xp, cols_t, k, stack)),
-        "backward: gradient scatter": timed(lambda: _gemm_scatters(code, gy, g, wd, gb, stack)),
-        "backward: GEMMs": timed(lambda: _backward_gemms(cols_t, g, np.ascontiguousarray(wr.T), tmp,
-                                                          gcols, groups, need_gx)),
+        "forward: column-parity copy + input transform": timed(lambda: _input_transforms(x, xh, e, v, stack)),
+        "forward: GEMMs (16 per group)": timed(lambda: _forward_products(v, u, m, tiles, groups)),
+        "forward: output transform + pooling": timed(lambda: _output_pools(m, b, y, codes, stack)),
+        "backward: column-parity copy + input transform": timed(lambda: _input_transforms(x, xh, e, v, stack)),
+        "backward: gradient transform": timed(lambda: _gradient_transforms(code, gy, factors, ct, gt, m, gb, stack)),
+        "backward: GEMMs (16 or 32 per group)": timed(
+            lambda: _backward_products(v, m, u, dv, prod, wg, tiles, groups, need_gx)),
     }
     if need_gx:
-        parts["backward: col2im"] = timed(lambda: _col2ims(gcols, gh, gx, k, stack))
+        parts["backward: input-gradient transform"] = timed(lambda: _patch_transforms(dv, e, gh, gx, stack))
     return parts
 
 
@@ -240,13 +238,13 @@ def measure(batch, image_size, min_seconds):
             backward_direct = block_numba.backward_is_direct(x.shape, w.shape)
             xf = block_numba._input(x, np.float32, direct=forward_direct and backward_direct)
             families = {direct: (direct_parts(xf, w, code, gy, need_gx, timed) if direct
-                                 else gemm_parts(xf, w, b, code, gy, need_gx, timed))
+                                 else winograd_parts(xf, w, b, code, gy, need_gx, timed))
                         for direct in {forward_direct, backward_direct}}  # each family's parts timed once
             parts = {name: ms for direct, which in ((forward_direct, "forward"), (backward_direct, "backward"))
                      for name, ms in families[direct].items() if name.startswith(which)}
-            kernels = {(True, True): "direct", (False, False): "im2col + BLAS",
-                       (True, False): "direct forward, im2col + BLAS backward",
-                       (False, True): "im2col + BLAS forward, direct backward"}[forward_direct, backward_direct]
+            kernels = {(True, True): "direct", (False, False): "Winograd + BLAS",
+                       (True, False): "direct forward, Winograd + BLAS backward",
+                       (False, True): "Winograd + BLAS forward, direct backward"}[forward_direct, backward_direct]
             rows.append({
                 "block": f"conv{i}", "kernels": kernels,
                 "input": list(x.shape), "flops": flops[f"conv{i}"],
@@ -276,8 +274,9 @@ def markdown(result, batch, threads, load_before, load_after):
              f"batch (medians). Ceiling: NumPy sgemm {ceiling:.1f} GFLOP/s on the same threads, "
              f"this process. Load average before / after: {load_before} / {load_after}. GFLOP/s count the "
              "plain convolution's FLOPs; the direct forwards and input gradients compute Winograd F(2, 3) "
-             "sums (4 multiply-adds down a kernel column where the plain sums take 6), so they can pass "
-             "sgemm's rate.", "",
+             "sums (4 multiply-adds down a kernel column where the plain sums take 6) and conv5's GEMMs "
+             "Winograd F(2x2, 3x3) products (16 per pool window where the plain sums take 36), so they can "
+             "pass sgemm's rate.", "",
              "| block | pass | whole ms | data-moving parts (ms, alone) | their share | "
              "multiply-adds: ms | GFLOP/s | fraction of sgemm |", "|---|---|---|---|---|---|---|---|"]
     moved_total = whole_total = 0.0

@@ -29,7 +29,7 @@ def test_kernel_value_of_every_pixel_is_the_division(dtype):
     assert pixels_to_float(floats, dtype) is floats
 
 
-# (N, C, O, S): the direct kernels (3 channels, odd size), and the im2col path (16 channels)
+# (N, C, O, S): the direct kernels (3 channels, odd size), and the Winograd path (16 channels)
 @pytest.mark.parametrize("shape", [(3, 3, 4, 20), (2, 3, 5, 9), (2, 16, 4, 8)])
 @pytest.mark.parametrize("kernels", ["fast", "reference"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
