@@ -42,8 +42,12 @@ DIRECT_BACKWARD_POSITIONS = 16
 GEMM_ROWS = 512
 
 # Target pool windows (Winograd tiles) of one F(2x2, 3x3) product: samples are stacked until about
-# this many, as GEMM_ROWS does for im2col.
-WINOGRAD_TILES = 512
+# this many, as GEMM_ROWS does for im2col. Training steps of the study's net, conv5 on Winograd
+# against im2col, paired call by call on a noisy host (speed-up at 1 thread bs 32 / 256, 2 threads
+# bs 32 / 256): 64 windows 1.04 / 1.08 / 1.04 / 1.09, 128 1.04 / 1.15 / 1.04 / 1.08, 256 1.04 /
+# 1.16 / 1.03 / 1.07, 512 0.98 / 0.99 / 1.03 / 0.95 (its 3 MB of transform planes per thread
+# leave the 2 MB L2).
+WINOGRAD_TILES = 128
 
 # The direct kernels take uint8 pixels as input and divide them by 255 while copying them into
 # their padded planes (ops/pixels.py); the im2col path converts them first.
