@@ -268,6 +268,14 @@ def _patch_gradients(dv, f, t0, gh, gxs):
                 gxs[ci, r, q] = gh[r + 1, (q + 1) & 1, (q + 1) >> 1, ci]
 
 
+@njit(cache=True)
+def _transform_group(x, s0, count, xh, e, v, h2, w2):
+    """Input transforms of samples s0 .. s0+count-1 into the rows of v, sample after sample."""
+    for s in range(count):
+        to_column_parity(x[s0 + s], xh)
+        _input_tiles(xh, e, v, s * h2 * w2, h2, w2)
+
+
 @njit(cache=True, parallel=True)
 def winograd_forward(x, u, b, y, code, xh, e, v, m, stack, nchunks):
     """Fused forward into y/code. u (16, C, O) from winograd_filters; per-thread scratch xh
@@ -281,13 +289,12 @@ def winograd_forward(x, u, b, y, code, xh, e, v, m, stack, nchunks):
     for t in prange(nchunks):
         end = (t + 1) * n // nchunks
         for s0 in range(t * n // nchunks, end, stack):
-            rows = min(stack, end - s0) * per
-            for s in range(min(stack, end - s0)):
-                to_column_parity(x[s0 + s], xh[t])
-                _input_tiles(xh[t], e[t], v[t], s * per, h2, w2)
+            count = min(stack, end - s0)
+            rows = count * per
+            _transform_group(x, s0, count, xh[t], e[t], v[t], h2, w2)
             for xi in range(16):
                 np.dot(matrix_rows(v[t, xi], rows), u[xi], matrix_rows(m[t, xi], rows))
-            for s in range(min(stack, end - s0)):
+            for s in range(count):
                 _pool_tiles(m[t], s * per, b, y[s0 + s], code[s0 + s])
 
 
@@ -298,8 +305,8 @@ def winograd_backward(x, u, code, gy, factors, gx, gw_part, gb_part, wg, xh, e, 
     (nchunks, O, C, 3, 3) and gb_part (nchunks, O) receive per-chunk sums, gw_part through the
     transform-domain sums wg (nchunks, 16, C, O); per-thread scratch xh and gh (nchunks, H+2, 2,
     (W+3)//2, C), e (nchunks, 4, xh row), v and dv (nchunks, 16, >= stack*T1, C), mg (nchunks, 16,
-    >= stack*T1, O), ct and gt (nchunks, T1, O), prod (nchunks, C, O). Per transform position xi and group of tiles:
-    Wg[xi] (C, O) += V[xi]^T @ Mg[xi] and dV[xi] = Mg[xi] @ U[xi]^T."""
+    >= stack*T1, O), ct and gt (nchunks, T1, O), prod (nchunks, C, O). Per transform position xi
+    and group of tiles: Wg[xi] (C, O) += V[xi]^T @ Mg[xi] and dV[xi] = Mg[xi] @ U[xi]^T."""
     n = x.shape[0]
     _, h2, w2 = gy.shape[1:]
     per = h2 * w2
@@ -309,10 +316,10 @@ def winograd_backward(x, u, code, gy, factors, gx, gw_part, gb_part, wg, xh, e, 
         gbp[:] = 0
         end = (t + 1) * n // nchunks
         for s0 in range(t * n // nchunks, end, stack):
-            rows = min(stack, end - s0) * per
-            for s in range(min(stack, end - s0)):
-                to_column_parity(x[s0 + s], xh[t])
-                _input_tiles(xh[t], e[t], v[t], s * per, h2, w2)
+            count = min(stack, end - s0)
+            rows = count * per
+            _transform_group(x, s0, count, xh[t], e[t], v[t], h2, w2)
+            for s in range(count):
                 _gradient_tiles(code[s0 + s], gy[s0 + s], factors, ct[t], gt[t], mg[t], s * per, gbp)
             for xi in range(16):
                 np.dot(matrix_rows(v[t, xi], rows).T, matrix_rows(mg[t, xi], rows), prod[t])
@@ -320,6 +327,6 @@ def winograd_backward(x, u, code, gy, factors, gx, gw_part, gb_part, wg, xh, e, 
             if need_gx:
                 for xi in range(16):
                     np.dot(matrix_rows(mg[t, xi], rows), u[xi].T, matrix_rows(dv[t, xi], rows))
-                for s in range(min(stack, end - s0)):
+                for s in range(count):
                     _patch_gradients(dv[t], e[t], s * per, gh[t], gx[s0 + s])
         _weight_gradient(wg[t], gw_part[t])
