@@ -210,18 +210,16 @@ def _gradient_tiles(cs, gs, factors, ct, gt, mg, t0, gb):
 
     dY is zero but at the winner, which holds the pooled gradient g, so (A dY A^T)[a, b] =
     g * factors[(a, b), code]. The codes and gradients are first transposed window-major into ct
-    and gt (T1, O), so each of the 16 planes is then one contiguous vector loop along (window, o)."""
+    and gt (T1, O), so each of the 16 planes is then one contiguous vector loop along (window, o).
+    Plane (1, 1) is g itself where the gradient passed and 0 where not: gb sums it."""
     o, h2, w2 = cs.shape
     per = h2 * w2
     cf = cs.reshape((o, per))
     gf = gs.reshape((o, per))
     for oi in range(o):
         for tw in range(per):
-            code = cf[oi, tw]
-            ct[tw, oi] = code
+            ct[tw, oi] = cf[oi, tw]
             gt[tw, oi] = gf[oi, tw]
-            if code < RELU_ZERO:
-                gb[oi] += gf[oi, tw]
     n = per * o
     codes = ct.reshape(-1)[:n]
     grads = gt.reshape(-1)[:n]
@@ -232,6 +230,10 @@ def _gradient_tiles(cs, gs, factors, ct, gt, mg, t0, gb):
             code = codes[i]
             f = f0 if code == 0 else (f1 if code == 1 else (f2 if code == 2 else (f3 if code == 3 else f4)))
             out[i] = grads[i] * f
+    passed = mg[5].reshape(-1)[t0 * o:t0 * o + n]
+    for tw in range(per):
+        for oi in range(o):
+            gb[oi] += passed[tw * o + oi]
 
 
 @njit(cache=True)
