@@ -401,7 +401,7 @@ def _winograd_scratch(x_shape, dtype):
     _, c, h, wd = x_shape
     stack = _winograd_stack(h, wd)
     xh = _workspace(("wino_xh", h, wd), (nch, h + 2, 2, (wd + 3) // 2, c), dtype)
-    e = _workspace("wino_e", (nch, 4, xh[0, 0].size), dtype)
+    e = _workspace(("wino_e", h, wd), (nch, 4, (h // 2) * xh[0, 0].size), dtype)
     return stack, stack * (h // 2) * (wd // 2), xh, e
 
 

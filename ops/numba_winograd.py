@@ -90,39 +90,53 @@ def _weight_gradient(wg, gw):
                 gw[oi, ci, i, 0], gw[oi, ci, i, 1], gw[oi, ci, i, 2] = _gt(x0[i], x1[i], x2[i], x3[i])
 
 
-@njit(inline="always")
-def _sum(out, x, y):
-    """out = x + y (1-D, one vector loop: LLVM vectorises loops with few distinct arrays)."""
-    for i in range(out.size):
-        out[i] = x[i] + y[i]
-
+# The transforms' vector loops. Each runs `rows` times over n contiguous values: row r of out starts
+# at o0 + r*ostep, row r of each input at its offset + r*istep (all arrays flat). One output and two
+# or three inputs per loop: LLVM vectorises a loop only when its run-time alias checks are few.
 
 @njit(inline="always")
-def _difference(out, x, y):
-    """out = x - y."""
-    for i in range(out.size):
-        out[i] = x[i] - y[i]
-
-
-@njit(inline="always")
-def _add(out, x):
-    """out += x."""
-    for i in range(out.size):
-        out[i] += x[i]
+def _rows_sum(out, o0, ostep, x, x0, y, y0, istep, rows, n):
+    """out rows = x rows + y rows."""
+    for r in range(rows):
+        o, a, b = out[o0 + r * ostep:], x[x0 + r * istep:], y[y0 + r * istep:]
+        for i in range(n):
+            o[i] = a[i] + b[i]
 
 
 @njit(inline="always")
-def _subtract(out, x):
-    """out -= x."""
-    for i in range(out.size):
-        out[i] -= x[i]
+def _rows_difference(out, o0, ostep, x, x0, y, y0, istep, rows, n):
+    """out rows = x rows - y rows."""
+    for r in range(rows):
+        o, a, b = out[o0 + r * ostep:], x[x0 + r * istep:], y[y0 + r * istep:]
+        for i in range(n):
+            o[i] = a[i] - b[i]
 
 
 @njit(inline="always")
-def _add_sum_difference(out, x, y, z):
-    """out += x + y - z."""
-    for i in range(out.size):
-        out[i] += x[i] + y[i] - z[i]
+def _rows_add(out, o0, ostep, x, x0, istep, rows, n):
+    """out rows += x rows."""
+    for r in range(rows):
+        o, a = out[o0 + r * ostep:], x[x0 + r * istep:]
+        for i in range(n):
+            o[i] += a[i]
+
+
+@njit(inline="always")
+def _rows_subtract(out, o0, ostep, x, x0, istep, rows, n):
+    """out rows -= x rows."""
+    for r in range(rows):
+        o, a = out[o0 + r * ostep:], x[x0 + r * istep:]
+        for i in range(n):
+            o[i] -= a[i]
+
+
+@njit(inline="always")
+def _rows_add_sum_difference(out, o0, ostep, x, x0, y, y0, z, z0, istep, rows, n):
+    """out rows += x rows + y rows - z rows."""
+    for r in range(rows):
+        o, a, b, d = out[o0 + r * ostep:], x[x0 + r * istep:], y[y0 + r * istep:], z[z0 + r * istep:]
+        for i in range(n):
+            o[i] += a[i] + b[i] - d[i]
 
 
 @njit(cache=True)
@@ -144,28 +158,28 @@ def to_column_parity(xs, xh):
 def _input_tiles(xh, e, v, t0, h2, w2):
     """v[(a, b), t0 + r*w2 + q, :] = (B^T d B)[a, b] for the 4x4 patch d (rows 2r..2r+3, padded
     columns 2q..2q+3) of each pool window (r, q) of one sample, from its column-parity copy xh
-    (to_column_parity); per axis B^T d = (d0 - d2, d1 + d2, d2 - d1, d1 - d3). Per window row the
-    row transform runs along whole rows into e (4, xh row), then the column transform along (q, c)
-    for all the row's windows at once: every loop is one long contiguous vector loop."""
+    (to_column_parity); per axis B^T d = (d0 - d2, d1 + d2, d2 - d1, d1 - d3). The row transform
+    runs along whole padded rows into e (4, H/2 padded rows), then the column transform along
+    (q, c) for each window row's windows at once."""
     c = xh.shape[3]
     half = xh.shape[2] * c
+    row = 2 * half
     n = w2 * c
-    for r in range(h2):
-        x0, x1 = xh[2 * r].reshape(-1), xh[2 * r + 1].reshape(-1)
-        x2, x3 = xh[2 * r + 2].reshape(-1), xh[2 * r + 3].reshape(-1)
-        _difference(e[0], x0, x2)
-        _sum(e[1], x1, x2)
-        _difference(e[2], x2, x1)
-        _difference(e[3], x1, x3)
-        # columns 2q + j of the row's windows: j = 0 even[q], 1 odd[q], 2 even[q + 1], 3 odd[q + 1]
-        first = (t0 + r * w2) * c
-        for a in range(4):
-            ea = e[a]
-            col0, col1, col2, col3 = ea[:n], ea[half:half + n], ea[c:c + n], ea[half + c:half + c + n]
-            _difference(v[4 * a].reshape(-1)[first:first + n], col0, col2)
-            _sum(v[4 * a + 1].reshape(-1)[first:first + n], col1, col2)
-            _difference(v[4 * a + 2].reshape(-1)[first:first + n], col2, col1)
-            _difference(v[4 * a + 3].reshape(-1)[first:first + n], col1, col3)
+    xf = xh.reshape(-1)
+    # window row r reads padded rows 2r .. 2r+3: e_a = row i1 -/+ row i2
+    _rows_difference(e[0], 0, row, xf, 0, xf, 2 * row, 2 * row, h2, row)
+    _rows_sum(e[1], 0, row, xf, row, xf, 2 * row, 2 * row, h2, row)
+    _rows_difference(e[2], 0, row, xf, 2 * row, xf, row, 2 * row, h2, row)
+    _rows_difference(e[3], 0, row, xf, row, xf, 3 * row, 2 * row, h2, row)
+    # columns 2q + j of a row's windows start at: j = 0 even[q] (0), 1 odd[q] (half), 2 even[q + 1]
+    # (c), 3 odd[q + 1] (half + c); window row r's outputs at (t0 + r*w2)*c, n apart
+    first = t0 * c
+    for a in range(4):
+        ea = e[a]
+        _rows_difference(v[4 * a].reshape(-1), first, n, ea, 0, ea, c, row, h2, n)
+        _rows_sum(v[4 * a + 1].reshape(-1), first, n, ea, half, ea, c, row, h2, n)
+        _rows_difference(v[4 * a + 2].reshape(-1), first, n, ea, c, ea, half, row, h2, n)
+        _rows_difference(v[4 * a + 3].reshape(-1), first, n, ea, half, ea, half + c, row, h2, n)
 
 
 @njit(cache=True)
@@ -241,29 +255,32 @@ def _patch_gradients(dv, f, t0, gh, gxs):
     """gxs (C, H, W) = the adjoint of _input_tiles for one sample: each window's dv[:, t, :] goes
     back through B dV B^T (per axis B e = (e0, e1 - e2 + e3, e1 + e2 - e0, -e3)) and is added into
     its 4x4 patch of gh (the column-parity layout of to_column_parity, zeroed here); patches
-    overlap by two rows and columns. Per window row the column transform is added into f (4, gh
-    row) for all the row's windows at once, then the row transform into gh's rows."""
+    overlap by two rows and columns. The column transform is added into f (4, H/2 padded rows) for
+    each window row's windows at once, then the row transform into gh's rows, in the order that
+    adds each padded row's two contributions as window row after window row would."""
     c, h, wd = gxs.shape
     h2, w2 = h // 2, wd // 2
     half = gh.shape[2] * c
+    row = 2 * half
     n = w2 * c
+    first = t0 * c
+    f[:] = 0
+    for a in range(4):
+        d0, d1 = dv[4 * a].reshape(-1), dv[4 * a + 1].reshape(-1)
+        d2, d3 = dv[4 * a + 2].reshape(-1), dv[4 * a + 3].reshape(-1)
+        fa = f[a]
+        # columns 2q + j: j = 0 even[q], 1 odd[q], 2 even[q + 1], 3 odd[q + 1]
+        _rows_add(fa, 0, row, d0, first, n, h2, n)
+        _rows_add_sum_difference(fa, half, row, d1, first, d3, first, d2, first, n, h2, n)
+        _rows_add_sum_difference(fa, c, row, d1, first, d2, first, d0, first, n, h2, n)
+        _rows_subtract(fa, half + c, row, d3, first, n, h2, n)
     gh[:] = 0
-    for r in range(h2):
-        f[:] = 0
-        first = (t0 + r * w2) * c
-        for a in range(4):
-            d0, d1 = dv[4 * a].reshape(-1)[first:first + n], dv[4 * a + 1].reshape(-1)[first:first + n]
-            d2, d3 = dv[4 * a + 2].reshape(-1)[first:first + n], dv[4 * a + 3].reshape(-1)[first:first + n]
-            fa = f[a]
-            # columns 2q + j: j = 0 even[q], 1 odd[q], 2 even[q + 1], 3 odd[q + 1]
-            _add(fa[:n], d0)
-            _add_sum_difference(fa[half:half + n], d1, d3, d2)
-            _add_sum_difference(fa[c:c + n], d1, d2, d0)
-            _subtract(fa[half + c:half + c + n], d3)
-        _add(gh[2 * r].reshape(-1), f[0])
-        _add_sum_difference(gh[2 * r + 1].reshape(-1), f[1], f[3], f[2])
-        _add_sum_difference(gh[2 * r + 2].reshape(-1), f[1], f[2], f[0])
-        _subtract(gh[2 * r + 3].reshape(-1), f[3])
+    ghf = gh.reshape(-1)
+    # padded rows 2r + i; row 2r+2 gets window row r's i = 2 before window row r+1's i = 0
+    _rows_add_sum_difference(ghf, 2 * row, 2 * row, f[1], 0, f[2], 0, f[0], 0, row, h2, row)
+    _rows_subtract(ghf, 3 * row, 2 * row, f[3], 0, row, h2, row)
+    _rows_add(ghf, 0, 2 * row, f[0], 0, row, h2, row)
+    _rows_add_sum_difference(ghf, row, 2 * row, f[1], 0, f[3], 0, f[2], 0, row, h2, row)
     for ci in range(c):
         for r in range(h):
             for q in range(wd):
@@ -281,7 +298,7 @@ def _transform_group(x, s0, count, xh, e, v, h2, w2):
 @njit(cache=True, parallel=True)
 def winograd_forward(x, u, b, y, code, xh, e, v, m, stack, nchunks):
     """Fused forward into y/code. u (16, C, O) from winograd_filters; per-thread scratch xh
-    (nchunks, H+2, 2, (W+3)//2, C) zero-bordered (to_column_parity), e (nchunks, 4, xh row),
+    (nchunks, H+2, 2, (W+3)//2, C) zero-bordered (to_column_parity), e (nchunks, 4, H/2 xh rows),
     v (nchunks, 16, >= stack*T1, C) and m (nchunks, 16, >= stack*T1, O), T1 = (H/2)(W/2)
     windows per sample; `stack` samples share each product M[xi] (tiles, O) = V[xi] (tiles, C)
     @ U[xi] (C, O)."""
@@ -306,7 +323,7 @@ def winograd_backward(x, u, code, gy, factors, gx, gw_part, gb_part, wg, xh, e, 
     """Fused backward. u (16, C, O) from winograd_filters, factors from winner_factors; gw_part
     (nchunks, O, C, 3, 3) and gb_part (nchunks, O) receive per-chunk sums, gw_part through the
     transform-domain sums wg (nchunks, 16, C, O); per-thread scratch xh and gh (nchunks, H+2, 2,
-    (W+3)//2, C), e (nchunks, 4, xh row), v and dv (nchunks, 16, >= stack*T1, C), mg (nchunks, 16,
+    (W+3)//2, C), e (nchunks, 4, H/2 xh rows), v and dv (nchunks, 16, >= stack*T1, C), mg (nchunks, 16,
     >= stack*T1, O), ct and gt (nchunks, T1, O), prod (nchunks, C, O). Per transform position xi
     and group of tiles: Wg[xi] (C, O) += V[xi]^T @ Mg[xi] and dV[xi] = Mg[xi] @ U[xi]^T."""
     n = x.shape[0]
