@@ -181,13 +181,12 @@ def winograd_parts(x, w, b, code, gy, need_gx, timed):
     block's own scratch (one thread's)."""
     n, c, h, wd = x.shape
     o, dtype = w.shape[0], w.dtype
-    stack, tiles, xh, e = block_numba._winograd_scratch(x.shape, dtype)
-    xh, e = xh[0], e[0]
+    stack, *scratch = block_numba._winograd_scratch(x.shape, o, 1, dtype)
+    xh, e, v, m = (part[0] for part in scratch)  # one thread's
+    tiles = stack * (h // 2) * (wd // 2)
     groups = -(-n // stack)
     u = numba_winograd.winograd_filters(w)
-    v = np.zeros((16, block_numba._spread_planes(tiles, c * dtype.itemsize), c), dtype)
     dv = np.zeros_like(v)
-    m = np.zeros((16, block_numba._spread_planes(tiles, o * dtype.itemsize), o), dtype)
     ct = np.zeros(((h // 2) * (wd // 2), o), np.uint8)
     gt = np.zeros(ct.shape, dtype)
     y, codes = np.empty(gy.shape, dtype), np.empty(gy.shape, np.uint8)

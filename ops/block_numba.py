@@ -394,23 +394,24 @@ def _winner_factors(dtype):
     return _workspaces[key]
 
 
-def _winograd_scratch(x_shape, dtype):
-    """The samples per Winograd product and the per-thread column-parity copy of a sample and row
-    transforms shared by the forward and backward passes (numba_winograd)."""
-    nch = _chunks(x_shape[0])
+def _winograd_scratch(x_shape, o, nch, dtype):
+    """What the forward and backward passes share (numba_winograd): the samples per product and
+    the per-thread column-parity copy of a sample, its row transforms, and the input (v) and
+    product (m) transform planes of O output channels, spread over the cache sets."""
     _, c, h, wd = x_shape
     stack = _winograd_stack(h, wd)
+    tiles = stack * (h // 2) * (wd // 2)
+    item = np.dtype(dtype).itemsize
     xh = _workspace(("wino_xh", h, wd), (nch, h + 2, 2, (wd + 3) // 2, c), dtype)
     e = _workspace(("wino_e", h, wd), (nch, 4, (h // 2) * xh[0, 0].size), dtype)
-    return stack, stack * (h // 2) * (wd // 2), xh, e
+    v = _workspace("wino_v", (nch, 16, _spread_planes(tiles, c * item), c), dtype)
+    m = _workspace("wino_m", (nch, 16, _spread_planes(tiles, o * item), o), dtype)
+    return stack, xh, e, v, m
 
 
 def _winograd_forward(x, w, b, y, code, nch):
     """Forward of a 3x3 block with Winograd F(2x2, 3x3) tiles + BLAS into y / code."""
-    c, o, dt = x.shape[1], w.shape[0], x.dtype
-    stack, tiles, xh, e = _winograd_scratch(x.shape, dt)
-    v = _workspace("wino_v", (nch, 16, _spread_planes(tiles, c * dt.itemsize), c), dt)
-    m = _workspace("wino_m", (nch, 16, _spread_planes(tiles, o * dt.itemsize), o), dt)
+    stack, xh, e, v, m = _winograd_scratch(x.shape, w.shape[0], nch, x.dtype)
     numba_winograd.winograd_forward(x, numba_winograd.winograd_filters(w), b, y, code, xh, e, v, m, stack, nch)
 
 
@@ -419,11 +420,9 @@ def _winograd_backward(x, w, code, gy, gx, gw_part, gb_part, nch, need_gx):
     gb_part."""
     _, c, h, wd = x.shape
     o, dt = w.shape[0], x.dtype
-    stack, tiles, xh, e = _winograd_scratch(x.shape, dt)
+    stack, xh, e, v, mg = _winograd_scratch(x.shape, o, nch, dt)
     gh = _workspace(("wino_gh", h, wd), xh.shape, dt)
-    v = _workspace("wino_v", (nch, 16, _spread_planes(tiles, c * dt.itemsize), c), dt)
     dv = _workspace("wino_dv", v.shape, dt)
-    mg = _workspace("wino_m", (nch, 16, _spread_planes(tiles, o * dt.itemsize), o), dt)
     ct = _workspace("wino_ct", (nch, (h // 2) * (wd // 2), o), np.uint8)
     gt = _workspace("wino_gt", ct.shape, dt)
     prod = _workspace("wino_prod", (nch, c, o), dt)
