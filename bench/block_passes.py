@@ -58,7 +58,7 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
-from bench.common import RESULTS, call_times, machine_info, write_result  # noqa: E402
+from bench.common import call_times, machine_info, write_result, write_markdown  # noqa: E402
 from bench.flops import layer_flops, load_average, sgemm_gflops  # noqa: E402
 from ops import block_numba, numba_blas, numba_direct, numba_gemm, numba_winograd  # noqa: E402
 
@@ -307,7 +307,7 @@ def main(args):
     write_result(args.name, {"machine": machine_info(), "batch": args.batch, "threads": args.threads,
                              "image_size": args.image_size, "load_average": [load_before, load_after],
                              **result})
-    (RESULTS / f"{args.name}.md").write_text(report)
+    write_markdown(args.name, report)
     print(report)
 
 

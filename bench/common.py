@@ -23,10 +23,27 @@ def machine_info():
         pass
     try:
         import numba
+        import llvmlite.binding as llvm
         info["numba"] = numba.__version__
+        info["llvm_cpu"] = llvm.get_host_cpu_name()
     except ImportError:
         pass
     return info
+
+
+def machine_line(info=None):
+    """One line naming the CPU the figures come from: kernels tuned on one CPU can reach a different
+    fraction of sgemm on another (AMD Zen 4 and Intel Emerald Rapids differ by up to 2x here)."""
+    info = info or machine_info()
+    return (f"Machine: {info.get('cpu', 'unknown CPU')} (numba/LLVM target {info.get('llvm_cpu', '?')}), "
+            f"{info['cores']} cores, measured {info['date']}.")
+
+
+def write_markdown(name, text):
+    """Write bench/results/NAME.md: `text` under the machine line."""
+    path = RESULTS / f"{name}.md"
+    path.write_text(machine_line() + "\n\n" + text)
+    return path
 
 
 def call_times(fn, repeats, warmup=1, min_seconds=0.0):

@@ -250,7 +250,7 @@ def main():
     configure_threads(args.threads)
     import numba
 
-    from bench.common import RESULTS, machine_info, peak_rss_mb, write_result
+    from bench.common import machine_info, peak_rss_mb, write_markdown, write_result
     from engine.kernel_cache import warm_up_kernels
     from engine.tuning import tune_process
     from imagedata import load_dataset
@@ -280,13 +280,13 @@ def main():
         return
     write_result(args.name, result)
     table = markdown(rows, header)
-    (RESULTS / f"{args.name}.md").write_text(table)
+    write_markdown(args.name, table)
     print(table)
 
 
 def write_layout(args, data, rows):
     """Write NAME.json / NAME.md for the processes' rows."""
-    from bench.common import RESULTS, machine_info, write_result
+    from bench.common import machine_info, write_markdown, write_result
     write_result(args.name, {"machine": machine_info(), "processes": args.processes, "threads": args.threads,
                              "data": args.data, "image_size": args.image_size, "kernels": args.kernels,
                              "rows": rows})
@@ -297,7 +297,7 @@ def write_layout(args, data, rows):
             + layout_summary(rows, args.processes))
     for p in range(args.processes):
         text += "\n" + markdown([r for r in rows if r["process"] == p], f"Process {p + 1}:")
-    (RESULTS / f"{args.name}.md").write_text(text)
+    write_markdown(args.name, text)
     print(text)
 
 

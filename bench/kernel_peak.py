@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import RESULTS, machine_info, write_result  # noqa: E402
+from bench.common import machine_info, write_result, write_markdown  # noqa: E402
 from bench.flops import SGEMM_SIZE, load_average, sgemm_gflops  # noqa: E402
 from ops import block_numba  # noqa: E402
 
@@ -133,7 +133,7 @@ def main():
     print(f"load {result['load_after']} after")
     if args.out:
         write_result(args.out, result)
-        (RESULTS / f"{args.out}.md").write_text(_markdown(result))
+        write_markdown(args.out, _markdown(result))
         print(f"wrote bench/results/{args.out}.json and .md")
 
 

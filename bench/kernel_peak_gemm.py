@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import RESULTS, call_times, machine_info  # noqa: E402
+from bench.common import call_times, machine_info, write_markdown  # noqa: E402
 from bench.flops import SGEMM_SIZE, load_average, sgemm_gflops  # noqa: E402
 from ops import block_numba  # noqa: E402
 from ops.dense import dense_backward_reference, dense_forward_reference  # noqa: E402
@@ -117,7 +117,7 @@ def main():
             "| / sgemm median | / sgemm best |", "|---|---|---|---|---|---|---|---|---|---|"]
     text = "\n".join(head + lines) + "\n"
     print(text)
-    (RESULTS / f"{args.name}.md").write_text(text)
+    write_markdown(args.name, text)
 
 
 if __name__ == "__main__":

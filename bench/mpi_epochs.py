@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.common import RESULTS, machine_info, write_result  # noqa: E402
+from bench.common import RESULTS, machine_info, write_result, write_markdown  # noqa: E402
 from parallel.threads import THREAD_VARIABLES, available_cores, configure_threads  # noqa: E402
 
 IMAGE_SIZE = 128
@@ -200,7 +200,7 @@ def main():
     table = markdown_table(rows, args.batches)
     title = (f"{args.images} random {IMAGE_SIZE}-px images, {args.kernels} kernels, "
              f"{available_cores()} cores")
-    (RESULTS / "mpi_epochs.md").write_text(
+    write_markdown("mpi_epochs",
         f"# Time per epoch vs batch size and MPI ranks\n\n{title}; threads per rank = cores / ranks. "
         f"Cells: seconds per epoch (share of the epoch spent in the gradient allreduce, including "
         f"waiting for the slowest rank). 1-minute load average during the run: "

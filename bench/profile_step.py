@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import RESULTS, best_time, machine_info, study_net_step, write_result  # noqa: E402
+from bench.common import best_time, machine_info, study_net_step, write_result, write_markdown  # noqa: E402
 
 
 class _Timings:
@@ -191,7 +191,7 @@ def main():
                   f"{result['uninstrumented_ms']:.1f} ms plain", flush=True)
     load = os.getloadavg()
     write_result(args.name, {"machine": machine_info(), "load_average": load, "results": results})
-    (RESULTS / f"{args.name}.md").write_text(markdown(results))
+    write_markdown(args.name, markdown(results))
     print(markdown(results))
 
 

@@ -52,7 +52,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import RESULTS, machine_info, write_result  # noqa: E402
+from bench.common import RESULTS, machine_info, write_result, write_markdown  # noqa: E402
 from parallel.threads import THREAD_VARIABLES, available_cores, configure_threads  # noqa: E402
 
 IMAGE_SIZE = 128
@@ -630,7 +630,7 @@ def report(measurement):
             f"{measurement['epochs']}) measured separately.\n\n## Check (worst error "
             f"{100 * worst:.1f}%)\n\n{check_table(rows)}\n\n## Fitted terms\n\n{parameter_table(fitted)}"
             f"\n\n## Predictions\n\n{prediction_text(payload['predictions'])}\n")
-    (RESULTS / "scaling.md").write_text(text)
+    write_markdown("scaling", text)
     plot(payload, RESULTS / "scaling.png")
     print(text)
     return worst

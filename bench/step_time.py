@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import RESULTS, call_times, machine_info, peak_rss_mb, write_result  # noqa: E402
+from bench.common import call_times, machine_info, peak_rss_mb, write_result, write_markdown  # noqa: E402
 from bench.flops import load_average, sgemm_gflops, step_flops  # noqa: E402
 
 WARMUP = 2
@@ -243,7 +243,7 @@ def main():
     table = markdown_tables(rows, args.batches, header)
     write_result(args.name, {"machine": machine_info(), "threads": args.threads, "device": args.device,
                              "rows": rows})
-    (RESULTS / f"{args.name}.md").write_text(table)
+    write_markdown(args.name, table)
     print(table)
 
 

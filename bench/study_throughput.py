@@ -25,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.common import RESULTS, machine_info, write_result  # noqa: E402
+from bench.common import machine_info, write_result, write_markdown  # noqa: E402
 from bench.flops import load_average  # noqa: E402
 from parallel.threads import THREAD_VARIABLES, available_cores, configure_threads  # noqa: E402
 
@@ -148,7 +148,7 @@ def main():
         "training_images_per_s": {layout: {str(b): r for b, r in rates.items()} for layout, rates in best.items()},
         "best_layout": {str(b): w for b, w in winner.items()}})
     table = markdown_table(best, args.batches, cores)
-    (RESULTS / "study_throughput.md").write_text(
+    write_markdown("study_throughput",
         f"# Total training throughput of a study by layout\n\n{args.images} random {args.image_size}-px "
         f"images per epoch, fast kernels, {cores} cores; best of {args.repeats} rounds; in brackets the "
         f"share of the best layout. Load average (1, 5, 15 min) before and after each layout: "
