@@ -50,7 +50,22 @@ def test_step_tables_show_fractions_and_speedups_per_batch():
     eval_speedup = statistics.median([0.04, 0.036]) / statistics.median([0.01, 0.009])
     assert f"{eval_speedup:.2f}x" in lines["| fast eval vs torch nchw (median)"]
     assert sum(line.startswith("| engine fast train | ") for line in text.splitlines()) == 2  # full rows
+    # the conservative line divides every row by the run's highest sgemm median (100 here)
+    assert lines["| engine fast train median over the run's top sgemm median (100)"].split(" | ")[1] == \
+        f"{2 / median / 100:.2f}"
     assert text.count("| 2 | 300 | 1.00 2.00 3.00 |") == len(rows)  # calls, memory and load with every row
+
+
+def test_the_conservative_fraction_divides_by_the_runs_highest_ceiling():
+    # the second row's own sgemm read low (a dip): its own fraction is flattered, the run's is not
+    rows = [full_row("engine", "fast", "train", 32, 0.02, sgemm=(200.0, 210.0)),
+            full_row("engine", "fast", "train", 64, 0.02, sgemm=(150.0, 160.0))]
+    text = markdown_tables(rows, [32, 64])
+    own, run = (next(line for line in text.splitlines() if line.startswith(f"| engine fast train {what}"))
+                for what in ("fraction of sgemm", "median over the run's top sgemm median (200)"))
+    gflops = 2 / statistics.median([0.02, 0.018])
+    assert own.split(" | ")[2].startswith(f"{gflops / 150:.2f}")
+    assert run.split(" | ")[1:] == [f"{gflops / 200:.2f}", f"{gflops / 200:.2f} |"]
 
 
 def test_epoch_breakdown_accounts_for_the_whole_epoch():
