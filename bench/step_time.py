@@ -169,18 +169,18 @@ def markdown_tables(rows, batches, header=""):
 
     def fraction(r):
         return "-" if r["fraction_median"] is None else f"{r['fraction_median']:.2f} ({r['fraction_best']:.2f})"
-    # a row's own ceiling can read low when the host dips while sgemm runs, which flatters that row;
-    # the highest sgemm median of the whole run is the conservative divisor
+    # a row's own ceiling can read low (or high) when the host dips (or bursts) while sgemm runs,
+    # which flatters (or sinks) that row; the median of all the rows' ceilings is the run's typical one
     ceilings = [r["sgemm_gflops_median"] for r in rows if r["sgemm_gflops_median"] is not None]
-    top = max(ceilings, default=None)
+    typical = statistics.median(ceilings) if ceilings else None
     for config in configs:
         label = " ".join(config)
         line(f"{label} img/s", config, lambda r: f"{r['images_per_s_median']:,.0f} ({r['images_per_s_best']:,.0f})")
         line(f"{label} GFLOP/s", config, lambda r: f"{r['gflops_median']:.1f} ({r['gflops_best']:.1f})")
         line(f"{label} fraction of sgemm", config, fraction)
-        if top is not None:
-            line(f"{label} median over the run's top sgemm median ({top:.0f})", config,
-                 lambda r: f"{r['gflops_median'] / top:.2f}")
+        if typical is not None:
+            line(f"{label} fraction of the run's typical sgemm ({typical:.0f})", config,
+                 lambda r: f"{r['gflops_median'] / typical:.2f}")
     for kind, variant, pass_ in configs:
         for peer in configs:
             if kind == "engine" and peer[0] == "torch" and peer[2] == pass_:
