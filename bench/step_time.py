@@ -16,8 +16,9 @@ least --min-seconds of them, 3 s by default, so that a median does not rest on a
 of a noisy host) and give images/s at the median call and at the best; GFLOP/s use the exact
 per-layer count of bench/flops.py (37.36 MFLOP per training image, 13.63 per evaluated image at
 128 px; the same net in PyTorch does the same work), and the fraction of the ceiling is median
-over median and best over best. The load average is recorded with every row.
-Writes bench/results/NAME.json and NAME.md.
+over median and best over best. A host can also burst (an Intel Xeon here read 198-298 GFLOP/s in one
+run), so the tables add each median over the run's typical ceiling, the median of all rows' ceilings.
+The load average is recorded with every row. Writes bench/results/NAME.json and NAME.md.
 """
 import argparse
 import json
