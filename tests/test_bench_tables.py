@@ -108,3 +108,13 @@ def test_stopwatch_times_a_wrapped_method_and_keeps_its_result():
     watch.wrap(thing, "work", lambda value: f"work{value}")
     assert thing.work(4) == 8 and thing.work(1) == 2 and thing.work(4) == 8
     assert set(watch.seconds) == {"work4", "work1"} and 0 < watch.seconds["work4"] < 1
+
+
+def test_tile_table_divides_each_rate_by_the_ceiling():
+    from bench.tile_peak import markdown as tile_markdown
+    rows = [{"tile": "conv3_tile_pool", "shape": "C = 8", "ns_per_call": 150.0, "gflops": 122.9, "kib": 96.0},
+            {"tile": "corr3_tile_pair", "shape": "n = 256", "ns_per_call": 127.6, "gflops": 144.5, "kib": 26.0}]
+    lines = tile_markdown(rows, sgemm=134.0, load=((0.1, 0.2, 0.3), (0.4, 0.5, 0.6))).splitlines()
+    assert lines[-2] == f"| conv3_tile_pool | C = 8 | 150.0 | 122.9 | {122.9 / 134.0:.2f} | 96 |"
+    assert lines[-1] == f"| corr3_tile_pair | n = 256 | 127.6 | 144.5 | {144.5 / 134.0:.2f} | 26 |"
+    assert "sgemm 134.0 GFLOP/s" in lines[0]
