@@ -22,14 +22,13 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
 from numba import njit
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import machine_info, write_markdown, write_result  # noqa: E402
+from bench.common import call_times, machine_info, write_markdown, write_result  # noqa: E402
 from bench.flops import load_average, sgemm_gflops  # noqa: E402
 from ops import numba_blas  # noqa: E402
 from ops.numba_tile import LANES, OUTPUTS, conv3_tile_pool, corr3_tile_pair  # noqa: E402
@@ -55,14 +54,9 @@ def _gradient_tiles(grads, planes, sums, n, plane_len, channels, reps):
                             sums, ci * SUMS, channels * SUMS)
 
 
-def _median_seconds(fn, repeats=7):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _median_seconds(fn):
+    """Median of 7 timed calls (bench.common.call_times: one warm-up call first)."""
+    return statistics.median(call_times(fn, 7))
 
 
 def forward_row(channels, work=2e5):
