@@ -60,6 +60,22 @@ def call_times(fn, repeats, warmup=1, min_seconds=0.0):
     return times
 
 
+def alternating_times(fns, rounds, warmup=1):
+    """{name: [seconds]} of the callables in the dict `fns`, called one after the other in each of
+    `rounds` rounds after `warmup` untimed rounds: the i-th times of all of them come from the same
+    moment of a shared host, so their ratios can be taken round by round."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
 def best_time(fn, repeats, warmup=1):
     """Minimum wall time of fn() over `repeats` calls after `warmup` calls (least noisy estimate)."""
     return min(call_times(fn, repeats, warmup))

@@ -1,6 +1,7 @@
 """The step and epoch benchmarks' pure parts: derived figures, the epoch's breakdown, the tables."""
 import statistics
 
+import numpy as np
 import pytest
 
 from bench.epoch_time import PARTS, Stopwatch, epoch_breakdown, epoch_row, layout_summary
@@ -110,11 +111,36 @@ def test_stopwatch_times_a_wrapped_method_and_keeps_its_result():
     assert set(watch.seconds) == {"work4", "work1"} and 0 < watch.seconds["work4"] < 1
 
 
-def test_tile_table_divides_each_rate_by_the_ceiling():
+def test_tile_fractions_are_medians_of_each_rounds_ratios():
+    from bench.tile_peak import paired_fractions
+    # the host slows down in the last round: the ratio of the medians (80 / 100) would read 0.8
+    # where two of the three rounds read 0.9 or more
+    tile, sgemm, peak = [80.0, 100.0, 45.0], [100.0, 110.0, 50.0], [200.0, 150.0, 60.0]
+    of_sgemm, of_peak, sgemm_of_peak = paired_fractions(tile, sgemm, peak, executed=2 / 3)
+    assert of_sgemm == 0.9 and sgemm_of_peak == 110.0 / 150.0
+    assert of_peak == pytest.approx(sorted(t * 2 / 3 / p for t, p in zip(tile, peak))[1], rel=1e-12)
+
+
+def test_tile_table_gives_each_rows_fractions_and_the_ceilings_spans():
     from bench.tile_peak import markdown as tile_markdown
-    rows = [{"tile": "conv3_tile_pool", "shape": "C = 8", "ns_per_call": 150.0, "gflops": 122.9, "kib": 96.0},
-            {"tile": "corr3_tile_pair", "shape": "n = 256", "ns_per_call": 127.6, "gflops": 144.5, "kib": 26.0}]
-    lines = tile_markdown(rows, sgemm=134.0, load=((0.1, 0.2, 0.3), (0.4, 0.5, 0.6))).splitlines()
-    assert lines[-2] == f"| conv3_tile_pool | C = 8 | 150.0 | 122.9 | {122.9 / 134.0:.2f} | 96 |"
-    assert lines[-1] == f"| corr3_tile_pair | n = 256 | 127.6 | 144.5 | {144.5 / 134.0:.2f} | 26 |"
-    assert "sgemm 134.0 GFLOP/s" in lines[0]
+    rows = [{"tile": "conv3_tile_pool", "shape": "C = 8", "ns_per_call": 150.0, "gflops": 122.9, "kib": 96.0,
+             "sgemm_gflops": 134.0, "peak_gflops": 166.0, "of_sgemm": 0.91, "of_peak": 0.48, "sgemm_of_peak": 0.8},
+            {"tile": "corr3_tile_pair", "shape": "n = 256", "ns_per_call": 127.6, "gflops": 144.5, "kib": 26.0,
+             "sgemm_gflops": 120.0, "peak_gflops": 160.0, "of_sgemm": 1.2, "of_peak": 0.9, "sgemm_of_peak": 0.75}]
+    lines = tile_markdown(rows, load=((0.1, 0.2, 0.3), (0.4, 0.5, 0.6))).splitlines()
+    assert lines[-2] == "| conv3_tile_pool | C = 8 | 150.0 | 122.9 | 0.91 | 0.48 | 96 |"
+    assert lines[-1] == "| corr3_tile_pair | n = 256 | 127.6 | 144.5 | 1.20 | 0.90 | 26 |"
+    assert "sgemm (120-134 GFLOP/s" in lines[0] and "peak (160-166 GFLOP/s" in lines[0]
+    assert "runs at 0.75-0.80 of the peak" in lines[0]
+
+
+def test_multiply_add_peak_counts_what_its_loop_executes():
+    # each chain gains a * b = 0.125 per round, so the chains' sum (exact in float32 here) shows that
+    # every multiply-add the GFLOP/s count credits ran
+    from bench.tile_peak import CHAINS, _fma_rounds
+    seeds = np.zeros((CHAINS + 2) * 16, np.float32)
+    seeds[:16], seeds[16:32] = 0.5, 0.25
+    seeds[32:] = np.arange(CHAINS * 16, dtype=np.float32) % 3
+    expected = (seeds[32:].reshape(CHAINS, 16).sum(axis=0) + CHAINS * 1000 * 0.125).astype(np.float32)
+    _fma_rounds(1000, seeds)
+    assert np.array_equal(seeds[:16], expected)
