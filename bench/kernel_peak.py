@@ -105,7 +105,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--batches", type=int, nargs="+", default=BATCHES)
     ap.add_argument("--layers", nargs="+", default=[name for name, *_ in LAYERS])
-    ap.add_argument("--out", default="kernel_peak", help="result name under bench/results ('' = none)")
+    ap.add_argument("--name", default="kernel_peak", help="result name under bench/results ('' = none)")
     args = ap.parse_args()
     block_numba.warmup(np.float32)
     load_before = load_average()
@@ -131,10 +131,10 @@ def main():
               "sgemm_gflops": sgemm, "sgemm_best_gflops": sgemm_best,
               "load_before": load_before, "load_after": load_average(), "rows": rows}
     print(f"load {result['load_after']} after")
-    if args.out:
-        write_result(args.out, result)
-        write_markdown(args.out, _markdown(result))
-        print(f"wrote bench/results/{args.out}.json and .md")
+    if args.name:
+        write_result(args.name, result)
+        write_markdown(args.name, _markdown(result))
+        print(f"wrote bench/results/{args.name}.json and .md")
 
 
 if __name__ == "__main__":

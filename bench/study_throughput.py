@@ -117,6 +117,7 @@ def main():
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS))
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--name", default="study_throughput", help="result name under bench/results")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--sync", help=argparse.SUPPRESS)
     p.add_argument("--peers", type=int, default=1, help=argparse.SUPPRESS)
@@ -142,13 +143,13 @@ def main():
                     f"bs {b} {r:,.0f} img/s" for b, r in sorted(measured.items())), flush=True)
     cores = available_cores()
     winner = {b: max(best, key=lambda layout: best[layout][b]) for b in args.batches}
-    write_result("study_throughput", {
+    write_result(args.name, {
         "machine": {**machine_info(), "cores_available": cores}, "images": args.images,
         "image_size": args.image_size, "repeats": args.repeats, "load_averages": loads,
         "training_images_per_s": {layout: {str(b): r for b, r in rates.items()} for layout, rates in best.items()},
         "best_layout": {str(b): w for b, w in winner.items()}})
     table = markdown_table(best, args.batches, cores)
-    write_markdown("study_throughput",
+    write_markdown(args.name,
         f"# Total training throughput of a study by layout\n\n{args.images} random {args.image_size}-px "
         f"images per epoch, fast kernels, {cores} cores; best of {args.repeats} rounds; in brackets the "
         f"share of the best layout. Load average (1, 5, 15 min) before and after each layout: "
