@@ -35,8 +35,11 @@ class ABError(Exception):
 
 def export_revision(rev, repo=ROOT, cache=CACHE):
     """The directory holding REV's files (exported once per commit): (commit, path)."""
-    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=repo,
-                           capture_output=True, text=True)
+    try:
+        found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=repo,
+                               capture_output=True, text=True)
+    except FileNotFoundError:
+        raise ABError("git is not installed: it exports the revision to compare with") from None
     if found.returncode != 0:
         raise ABError(f"unknown revision {rev!r} (in {repo})")
     commit = found.stdout.strip()
@@ -75,6 +78,7 @@ class Side:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=root)
 
     def wait_ready(self):
+        """Wait until the side has built and warmed up its step (the first use of a revision compiles)."""
         line = self.process.stdout.readline()
         if line.strip() != "ready":
             raise ABError("a side's step failed to start (run it by hand: python bench/step_time.py)")
@@ -89,6 +93,7 @@ class Side:
         return float(answer)
 
     def close(self):
+        """End the side's process (it stops at the end of its input)."""
         self.process.stdin.close()
         self.process.wait()
 
@@ -140,6 +145,7 @@ def table_line(batch, pass_name, times):
 
 
 def main(argv=None):
+    """Compare, print one table row per batch size as it is measured, then the whole table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rev", help="the git revision to compare the working tree with (e.g. HEAD~1)")
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 256])

@@ -109,6 +109,7 @@ def run(steps, folder, dry_run):
 
 
 def main(argv=None):
+    """Plan, say what is left out, run; exit 1 if a step failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--into", type=Path, help="results folder under bench/results (default: this CPU's)")
     parser.add_argument("--skip", nargs="+", default=[], metavar="NAME", help="steps to leave out")

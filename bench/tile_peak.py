@@ -89,6 +89,7 @@ def _fma_chains(typingctx, rounds, seeds):
 
 @njit(cache=True)
 def _fma_rounds(rounds, seeds):
+    """_fma_chains as a compiled call (the intrinsic only runs inside numba code)."""
     _fma_chains(rounds, seeds)
 
 
@@ -105,9 +106,11 @@ class Ceilings:
         self.flops = {"sgemm": 2.0 * SGEMM_SIZE ** 3, "peak": 2.0 * rounds * CHAINS * LANES}
 
     def sgemm(self):
+        """One float32 matrix product (NumPy's BLAS)."""
         np.matmul(self.a, self.b, out=self.out)
 
     def peak(self):
+        """One run of the multiply-add loop."""
         _fma_rounds(self.rounds, self.seeds)
 
 
