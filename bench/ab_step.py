@@ -71,8 +71,11 @@ class Side:
     """One version's step in its own process, called one turn at a time over a pipe."""
 
     def __init__(self, root, train, batch, threads):
-        env = {**os.environ, "NUMBA_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
-               "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        # imported here, in the parent: a side's process must load every module from its own tree
+        sys.path.insert(0, str(ROOT))
+        from parallel.threads import configure_threads
+        env = dict(os.environ)
+        configure_threads(threads, env)
         self.process = subprocess.Popen(
             [sys.executable, __file__, "--serve", str(root), "train" if train else "eval", str(batch)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=root)

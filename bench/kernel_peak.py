@@ -87,7 +87,7 @@ def _markdown(result):
     lines = [f"sgemm {SGEMM_SIZE}^3 float32: {result['sgemm_gflops']:.1f} GFLOP/s median "
              f"({result['sgemm_best_gflops']:.1f} best), {result['threads']} numba thread(s), "
              f"BLAS threads {result['blas_threads']}; load average {result['load_before']} before, "
-             f"{result['load_after']} after; {result['machine'].get('cpu')} ({result['llvm_cpu']})",
+             f"{result['load_after']} after; {result['machine'].get('cpu')} ({result['machine'].get('llvm_cpu')})",
              "", "GFLOP/s and 'of sgemm' from the median times; 'best' compares the best kernel time with "
              "the best sgemm time; 'CPU ms' is the best process CPU time (excludes time the core was taken).",
              "", "| layer | batch | pass | MFLOP | ms median | ms best | CPU ms | GFLOP/s | of sgemm | best of sgemm |",
@@ -124,8 +124,7 @@ def main():
                 print(f"{name + ' ' + r['shape']:>16} {batch:>5} {r['pass']:>11} | {r['median_ms']:7.2f} "
                       f"{r['best_ms']:7.2f} {r['best_cpu_ms']:7.2f} | {r['gflops']:7.1f} "
                       f"{r['fraction_of_sgemm']:8.2f} {r['best_fraction']:5.2f}")
-    import llvmlite.binding as llvm
-    result = {"machine": machine_info(), "llvm_cpu": llvm.get_host_cpu_name(),
+    result = {"machine": machine_info(),
               "threads": numba.get_num_threads(),
               "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
               "sgemm_gflops": sgemm, "sgemm_best_gflops": sgemm_best,

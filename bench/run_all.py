@@ -26,10 +26,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from parallel.threads import THREAD_VARIABLES  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 HOME_TARGET = "znver4"  # the CPU whose files sit directly in bench/results/
 PETIMAGES = ROOT.parent / "shared" / "data" / "PetImages"
-ONE_THREAD = {"NUMBA_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+ONE_THREAD = {name: "1" for name in THREAD_VARIABLES}
 
 # (name, the script and its arguments, extra environment, seconds it took on the Xeon, needs photos)
 STEPS = [

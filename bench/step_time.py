@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import call_times, machine_info, peak_rss_mb, write_result, write_markdown  # noqa: E402
 from bench.flops import load_average, sgemm_gflops, step_flops  # noqa: E402
+from parallel.threads import configure_threads  # noqa: E402
 
 WARMUP = 2
 
@@ -144,8 +145,8 @@ def measure_one(spec):
 
 def run_subprocess(spec, threads):
     """Measure `spec` in a fresh interpreter with `threads` threads."""
-    env = {**os.environ, "NUMBA_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
-           "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = dict(os.environ)
+    configure_threads(threads, env)
     out = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], env=env,
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.common import alternating_times, machine_info, write_markdown, write_result  # noqa: E402
 from bench.flops import SGEMM_SIZE, load_average  # noqa: E402
 from ops import numba_blas  # noqa: E402
-from ops.numba_tile import LANES, OUTPUTS, conv3_tile_pool, corr3_tile_pair  # noqa: E402
+from ops.numba_tile import LANES, OUTPUTS, _data, _fma, conv3_tile_pool, corr3_tile_pair  # noqa: E402
 
 WIDTH = 130  # padded row stride of the planes (conv1's at 128 px)
 FORWARD_TILES = 64  # tiles per channel plane pass: 1,024 flat positions
@@ -63,10 +63,9 @@ def _fma_chains(typingctx, rounds, seeds):
 
     def codegen(context, builder, signature, args):
         rounds_v = context.cast(builder, args[0], signature.args[0], types.intp)
-        data = context.make_array(signature.args[1])(context, builder, args[1]).data
+        data = _data(context, builder, signature.args[1], args[1])
         vec = ir.VectorType(ir.FloatType(), LANES)
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]),
-                                             f"llvm.fma.v{LANES}f32")
+        fma = _fma(builder, vec)
 
         def seed(i):
             ptr = builder.gep(data, [ir.Constant(ir.IntType(64), LANES * i)])
