@@ -64,14 +64,16 @@ from ops import block_numba, numba_blas, numba_direct, numba_gemm, numba_winogra
 
 
 # --- the data-moving passes alone, over the batch, one sample after another (one thread) ---
+# (compiled afresh on every run, not kept in numba's on-disk cache: a cached copy is keyed to this
+# file alone and would go on timing an older ops/numba_direct.py's passes)
 
-@njit(cache=True)
+@njit
 def _parity_copies(x, pad, p, wp):
     for s in range(x.shape[0]):
         numba_direct._to_parity(x[s], pad, p, wp)
 
 
-@njit(cache=True)
+@njit
 def _direct_pools(acc, wp, y, code, block):
     n, o, h2, _ = y.shape
     for s in range(n):
@@ -81,7 +83,7 @@ def _direct_pools(acc, wp, y, code, block):
                 numba_direct._pool(acc[0], acc[1], wp, y[s, oi, r0:r0 + nr], code[s, oi, r0:r0 + nr])
 
 
-@njit(cache=True)
+@njit
 def _direct_scatters(code, gy, gpad, p, wp):
     total = 0.0
     for s in range(code.shape[0]):
@@ -90,7 +92,7 @@ def _direct_scatters(code, gy, gpad, p, wp):
     return total
 
 
-@njit(cache=True)
+@njit
 def _direct_unpacks(acc, wp, gx, gx_block):
     n, c, h, _ = gx.shape
     for s in range(n):
@@ -100,7 +102,7 @@ def _direct_unpacks(acc, wp, gx, gx_block):
                 numba_direct._unpack_rows(acc[0], acc[1], wp, r0, nr, gx[s, ci])
 
 
-@njit(cache=True)
+@njit
 def _input_transforms(x, xh, e, v, stack):
     """Per sample: the column-parity copy, then its windows' input transforms at the sample's place."""
     h2, w2 = x.shape[2] // 2, x.shape[3] // 2
@@ -109,35 +111,35 @@ def _input_transforms(x, xh, e, v, stack):
         numba_winograd._input_tiles(xh, e, v, (s % stack) * h2 * w2, h2, w2)
 
 
-@njit(cache=True)
+@njit
 def _output_pools(m, b, y, code, stack):
     per = y.shape[2] * y.shape[3]
     for s in range(y.shape[0]):
         numba_winograd._pool_tiles(m, (s % stack) * per, b, y[s], code[s])
 
 
-@njit(cache=True)
+@njit
 def _gradient_transforms(code, gy, factors, ct, gt, mg, gb, stack):
     per = code.shape[2] * code.shape[3]
     for s in range(code.shape[0]):
         numba_winograd._gradient_tiles(code[s], gy[s], factors, ct, gt, mg, (s % stack) * per, gb)
 
 
-@njit(cache=True)
+@njit
 def _patch_transforms(dv, e, gh, gx, stack):
     per = (gx.shape[2] // 2) * (gx.shape[3] // 2)
     for s in range(gx.shape[0]):
         numba_winograd._patch_gradients(dv, e, (s % stack) * per, gh, gx[s])
 
 
-@njit(cache=True)
+@njit
 def _forward_products(v, u, m, rows, groups):
     for _ in range(groups):
         for xi in range(16):
             np.dot(numba_gemm.matrix_rows(v[xi], rows), u[xi], numba_gemm.matrix_rows(m[xi], rows))
 
 
-@njit(cache=True)
+@njit
 def _backward_products(v, mg, u, dv, prod, wg, rows, groups, need_gx):
     for _ in range(groups):
         for xi in range(16):

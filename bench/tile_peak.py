@@ -42,6 +42,8 @@ from bench.flops import SGEMM_SIZE, load_average  # noqa: E402
 from ops import numba_blas  # noqa: E402
 from ops.numba_tile import LANES, OUTPUTS, _data, _fma, conv3_tile_pool, corr3_tile_pair  # noqa: E402
 
+# The loops below are compiled afresh on every run, not kept in numba's on-disk cache: a cached
+# copy is keyed to this file alone and would go on timing the tiles of an older ops/numba_tile.py.
 WIDTH = 130  # padded row stride of the planes (conv1's at 128 px)
 FORWARD_TILES = 64  # tiles per channel plane pass: 1,024 flat positions
 SUMS = 2 * 9 * LANES  # one output pair's partial-sum lanes per input channel
@@ -86,7 +88,7 @@ def _fma_chains(typingctx, rounds, seeds):
     return sig, codegen
 
 
-@njit(cache=True)
+@njit
 def _fma_rounds(rounds, seeds):
     """_fma_chains as a compiled call (the intrinsic only runs inside numba code)."""
     _fma_chains(rounds, seeds)
@@ -113,7 +115,7 @@ class Ceilings:
         _fma_rounds(self.rounds, self.seeds)
 
 
-@njit(cache=True)
+@njit
 def _forward_tiles(planes, plane_len, channels, weights, init, values, codes, tiles, reps):
     for _ in range(reps):
         for t in range(tiles):
@@ -121,7 +123,7 @@ def _forward_tiles(planes, plane_len, channels, weights, init, values, codes, ti
                             tiles, 0, 255, 0, 0)
 
 
-@njit(cache=True)
+@njit
 def _gradient_tiles(grads, planes, sums, n, plane_len, channels, reps):
     for _ in range(reps):
         for ci in range(channels):
