@@ -56,6 +56,23 @@ def test_thread_count_does_not_change_the_result_beyond_rounding(threads):
         _assert_close(a, ref, 2e-6)
 
 
+@pytest.mark.parametrize("nchunks", [1, 2, 3, 5])
+@pytest.mark.parametrize("need_gx", [True, False])
+def test_backward_products_cover_every_row_for_any_split(nchunks, need_gx):
+    # the backward gives its two products to two groups of threads; whatever the split (more
+    # chunks than rows of gx included), every entry is computed, and gx only when asked for
+    x, w, b, gy = _data(4, 6, 7, np.float64, seed=nchunks)
+    gx = np.full(x.shape, np.nan)
+    gw = np.full(w.shape, np.nan)
+    numba_dense._backward(x, w, gy, np.ascontiguousarray(gy.T), gx, gw, nchunks, need_gx)
+    _, gx_ref, gw_ref, _ = _definition(x, w, b, gy)
+    _assert_close(gw, gw_ref, 1e-12)
+    if need_gx:
+        _assert_close(gx, gx_ref, 1e-12)
+    else:
+        assert np.isnan(gx).all()
+
+
 def test_need_gx_false_skips_the_input_gradient():
     x, w, b, gy = _data(6, 8, 5, np.float64)
     gx, gw, gb = numba_dense.dense_backward(x, w, gy, need_gx=False)
