@@ -37,7 +37,7 @@ from .pool_code import RELU_ZERO
 
 # numba's cache is keyed to this file alone; the digests of the files whose code these kernels
 # compile in (see numba_direct.CACHE_DEPENDS_ON).
-CACHE_DEPENDS_ON = {"numba_direct.py": "4ee508379d7a6029", "numba_gemm.py": "0ce12ffb9e780d7b",
+CACHE_DEPENDS_ON = {"numba_direct.py": "5b7cb8774987e56f", "numba_gemm.py": "6a5162dbce0cf552",
                     "pool_code.py": "3021576932a8b343"}
 
 @njit(inline="always")
@@ -59,18 +59,24 @@ def _gt(x0, x1, x2, x3):
 @njit(cache=True)
 def winograd_filters(w):
     """u[(a, b), c, o] = (G w[o, c] G^T)[a, b]: the 3x3 kernels w (O, C, 3, 3) in the transform
-    domain, as the 16 right factors (C, O) of the tile products. Computed once per call."""
+    domain, as the 16 right factors (C, O) of the tile products. Computed once per call, one input
+    channel at a time into a small (16, O) block that is then copied out row by row: storing each
+    kernel's 16 values straight into the 16 planes, which lie C*O elements apart (conv5: 8 KiB),
+    sent all 16 stores to one L1 set (104 us against 40 for conv5 on the Xeon)."""
     o, c = w.shape[:2]
     u = np.empty((16, c, o), w.dtype)
-    for oi in range(o):
-        for ci in range(c):
+    block = np.empty((16, o), w.dtype)
+    for ci in range(c):
+        for oi in range(o):
             g = w[oi, ci]
             # G applied down the three kernel columns, then along each row a of the result
             c0, c1, c2 = _g(g[0, 0], g[1, 0], g[2, 0]), _g(g[0, 1], g[1, 1], g[2, 1]), _g(g[0, 2], g[1, 2], g[2, 2])
             for a in range(4):
                 row = _g(c0[a], c1[a], c2[a])
                 for b in range(4):
-                    u[4 * a + b, ci, oi] = row[b]
+                    block[4 * a + b, oi] = row[b]
+        for xi in range(16):
+            u[xi, ci] = block[xi]
     return u
 
 
