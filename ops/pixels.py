@@ -89,37 +89,43 @@ def input_value(v, like):
 
 
 @intrinsic
-def _fused_multiply_add(typingctx, a, b, c):
-    """a * b + c for three float32 values with one rounding (llvm.fma.f32), which numba has no
-    function for: the exact quotient below depends on it."""
-    if not all(t == types.float32 for t in (a, b, c)):
+def _pixel_quotient(typingctx, v):
+    """The integer v (a pixel) over PIXEL_SCALE as a correctly rounded float32, from the reciprocal
+    r and one correction, all fused multiply-adds (one rounding each):
+
+        q = v r,   e = v - PIXEL_SCALE q (exact),   result q + e r
+
+    Written as IR on one-lane vectors so that it survives a fastmath caller: numba adds the caller's
+    flags to every float arithmetic instruction and to every call that returns a scalar float (and
+    a callee that sets no flags inherits its caller's), and under reassociation LLVM folds e to
+    v (1 - PIXEL_SCALE r) = 0. These vector calls carry no flags."""
+    if not isinstance(v, types.Integer):
         return None
 
     def codegen(context, builder, signature, args):
         f32 = ir.FloatType()
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(f32, [f32, f32, f32]), "llvm.fma.f32")
-        return builder.call(fma, args)
+        lane = ir.VectorType(f32, 1)
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(lane, [lane] * 3), "llvm.fma.v1f32")
+        x = (builder.sitofp if signature.args[0].signed else builder.uitofp)(args[0], f32)
+        x = builder.insert_element(ir.Constant(lane, None), x, ir.Constant(ir.IntType(32), 0))
+        scale = np.float32(PIXEL_SCALE)
+        reciprocal = np.float32(1) / scale
+        r, minus_scale = ir.Constant(lane, [float(reciprocal)]), ir.Constant(lane, [float(-scale)])
+        q = builder.call(fma, [x, r, ir.Constant(lane, [-0.0])])  # v r, rounded once
+        e = builder.call(fma, [q, minus_scale, x])
+        return builder.extract_element(builder.call(fma, [e, r, q]), ir.Constant(ir.IntType(32), 0))
 
-    return types.float32(a, b, c), codegen
+    return types.float32(v), codegen
 
 
 @overload(input_value, inline="always")
 def _input_value(v, like):
-    """The compiled form: float(v) / 255 in like's dtype. In float32 the quotient comes from its
-    reciprocal and one correction, q = v r, then q + (v - 255 q) r, both steps fused multiply-adds:
-    the residual v - 255 q is exact, so the corrected q is the correctly rounded quotient (equal to
-    the division for all 256 pixels: tests/test_pixels.py). The division it replaces bound the copy
-    into the first block's planes: 49,152 pixels of a 128-px photo in ~10.7 us on the Xeon against
-    ~6.0 (a float64 product, which also rounds the same, took ~7.6)."""
+    """The compiled form: float(v) / 255 in like's dtype; in float32 _pixel_quotient, which equals
+    the division for all 256 pixels (tests/test_pixels.py) and is cheaper: the division bound the
+    copy into the first block's planes (49,152 pixels of a 128-px photo in ~10.7 us on the Xeon
+    against ~6.0; a float64 product, which also rounds the same, took ~7.6)."""
     if not isinstance(v, types.Integer):
         return lambda v, like: v
     if like.dtype == types.float32:
-        scale = np.float32(PIXEL_SCALE)
-        reciprocal = np.float32(1) / scale
-
-        def quotient(v, like):
-            x = np.float32(v)
-            q = x * reciprocal
-            return _fused_multiply_add(_fused_multiply_add(-q, scale, x), reciprocal, q)
-        return quotient
+        return lambda v, like: _pixel_quotient(v)
     return lambda v, like: np.float64(v) / PIXEL_SCALE

@@ -6,15 +6,21 @@ from numba import njit
 from engine.model import ModelConfig, build_model
 from imagedata.batching import gather_scaled
 from ops import block
+from ops.numba_direct import FASTMATH
 from ops.pixels import PixelRows, input_value, pixels_to_float
 
 
-@njit
-def _kernel_values(pixels, like):
+def _values(pixels, like):
     out = np.empty(pixels.size, like.dtype)
     for i in range(pixels.size):
         out[i] = input_value(pixels[i], like)
     return out
+
+
+_kernel_values = njit(_values)
+# compiled with the conv kernels' fast-math flags (reassociation): the exact float32 quotient must
+# not be simplified into the plain product with the reciprocal, which is wrong for 126 pixels
+_fastmath_kernel_values = njit(fastmath=FASTMATH)(_values)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -23,6 +29,7 @@ def test_kernel_value_of_every_pixel_is_the_division(dtype):
     pixels = np.arange(256, dtype=np.uint8)
     expected = pixels.astype(dtype) / dtype(255)
     assert np.array_equal(_kernel_values(pixels, np.empty(1, dtype)), expected)
+    assert np.array_equal(_fastmath_kernel_values(pixels, np.empty(1, dtype)), expected)
     assert np.array_equal([input_value(p, np.empty(1, dtype)) for p in pixels], expected)  # in Python
     assert np.array_equal(pixels_to_float(pixels, dtype), expected)
     floats = np.linspace(0, 1, 7).astype(dtype)
