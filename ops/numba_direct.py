@@ -52,7 +52,7 @@ from .pool_code import RELU_ZERO
 # the files below. Each entry is the start of that file's SHA-256, so that a change there must
 # change this file too, and the cached kernels are recompiled instead of silently kept
 # (tests/test_kernel_cache.py fails until the digest is updated).
-CACHE_DEPENDS_ON = {"numba_tile.py": "b6bb5991c511ee78", "pixels.py": "b0e948425a43e682",
+CACHE_DEPENDS_ON = {"numba_tile.py": "04822c391783c8c5", "pixels.py": "b0e948425a43e682",
                     "pool_code.py": "3021576932a8b343"}
 
 # Reassociation lets LLVM vectorise the gw reductions; contraction allows FMA. Both keep results
@@ -288,20 +288,23 @@ def forward_sample(xs, w, wino, b, ys, cs, pad, acc, block):
 
 @njit(cache=True)
 def winograd_weights(w):
-    """The tiles' weights (numba_tile._tile_sums): u[o, c, j] = (g0, (g0 + g1 + g2) / 2,
-    (g0 - g1 + g2) / 2, g2) for kernel column g = w[o, c, :, j], the Winograd F(2, 3) transform of
-    each column. Computed once per call for the whole batch; (0, C, 3, 4) for kernels that are not
+    """The tiles' weights (numba_tile._tile_sums): for kernel column g = w[o, c, :, j] its Winograd
+    F(2, 3) transform (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2) at u[o // 4, c, o % 4, j], so
+    that the 4 x 3 x 4 weights a tile (four output channels) takes from one input channel lie
+    together. Computed once per call for the whole batch; only whole groups of four output channels
+    (the tiles run only when O is a multiple of 4), and (0, C, 4, 3, 4) for kernels that are not
     3 x 3 (only 3 x 3 kernels run on the tiles)."""
     o, c = (w.shape[0], w.shape[1]) if w.shape[2] == 3 else (0, w.shape[1])
-    u = np.empty((o, c, 3, 4), w.dtype)
-    for oi in range(o):
+    u = np.empty((o // OUTPUTS, c, OUTPUTS, 3, 4), w.dtype)
+    for oi in range(o // OUTPUTS * OUTPUTS):
         for ci in range(c):
             for j in range(3):
                 g0, g1, g2 = w[oi, ci, 0, j], w[oi, ci, 1, j], w[oi, ci, 2, j]
-                u[oi, ci, j, 0] = g0
-                u[oi, ci, j, 1] = (g0 + g1 + g2) * 0.5
-                u[oi, ci, j, 2] = (g0 - g1 + g2) * 0.5
-                u[oi, ci, j, 3] = g2
+                v = u[oi // OUTPUTS, ci, oi % OUTPUTS, j]
+                v[0] = g0
+                v[1] = (g0 + g1 + g2) * 0.5
+                v[2] = (g0 - g1 + g2) * 0.5
+                v[3] = g2
     return u
 
 

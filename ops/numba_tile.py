@@ -123,8 +123,11 @@ def _tile_sums(context, builder, dtype, pdata, start, wp, plen, channels, wdata,
         m4 = (d1 - d3) g2,
     4 multiply-adds instead of 6. All four m are linear in the inputs, so each is summed over every
     channel and column first and the two rows are formed once at the end. wdata holds the
-    transformed weights u[o, c, j, :] = (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2)
-    (winograd_weights)."""
+    transformed weights (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2) as u[o // 4, c, o % 4, j, :]
+    (winograd_weights; o0 a multiple of 4): the 48 weights one input channel gives the tile lie
+    together, so each multiply-add takes its weight at a constant offset from one pointer, never
+    through an index register (on Intel cores such a three-input instruction with an indexed memory
+    operand issues as two micro-ops; bench/tile_mix.py)."""
     vec = ir.VectorType(context.get_data_type(dtype), LANES)
     fma = _fma(builder, vec)
 
@@ -142,6 +145,8 @@ def _tile_sums(context, builder, dtype, pdata, start, wp, plen, channels, wdata,
         c = loop.index
         even = _at(builder, pdata, builder.mul(c, builder.mul(plen, _const(2))), start)  # P_c[0][t]
         odd = _at(builder, even, plen)  # P_c[1][t]
+        block = _at(builder, wdata, builder.mul(builder.add(builder.mul(o0, channels), builder.mul(c, _const(OUTPUTS))),
+                                                _const(12)))  # u[o0 // 4, c]
         for j in range(3):
             d0 = _load_vector(builder, vec, _at(builder, even, _const(j)))
             d1 = _load_vector(builder, vec, _at(builder, odd, _const(j)))
@@ -149,8 +154,7 @@ def _tile_sums(context, builder, dtype, pdata, start, wp, plen, channels, wdata,
             d3 = _load_vector(builder, vec, _at(builder, odd, wp, _const(j)))
             e = (builder.fsub(d0, d2), builder.fadd(d1, d2), builder.fsub(d2, d1), builder.fsub(d1, d3))
             for k in range(OUTPUTS):
-                u = _at(builder, wdata, builder.mul(builder.add(builder.mul(builder.add(o0, _const(k)), channels), c),
-                                                    _const(12)), _const(4 * j))
+                u = _at(builder, block, _const(12 * k + 4 * j))
                 for m in range(4):
                     weight = broadcast(_at(builder, u, _const(m)))
                     builder.store(builder.call(fma, [weight, e[m], builder.load(sums[k][m])]), sums[k][m])
@@ -193,7 +197,7 @@ def conv3_tile_rows(typingctx, planes, start, wp, plane_len, channels, w, o0, in
     the row pair start the next one; the masks leave out the pad columns and rows past the plane).
 
     planes: the `channels` input channels' parity planes, flattened (C, 2, plane_len); w: the
-    Winograd weights (O, C, 3, 4) flattened (numba_direct.winograd_weights); init: one value per
+    Winograd weights (O/4, C, 4, 3, 4) flattened (numba_direct.winograd_weights); init: one value per
     output channel added to its sums (the bias, or zeros);
     out: the output planes (O, H, W) flattened, row_stride = W. All 1-D C-contiguous arrays of one
     float type. No bounds checks on the reads: the caller guarantees every position read exists
