@@ -47,6 +47,7 @@ STEPS = [
     ("block_passes", ["bench/block_passes.py"], {}, 25, False),
     ("kernel_peak", ["bench/kernel_peak.py"], ONE_THREAD, 25, False),
     ("tile_peak", ["bench/tile_peak.py"], {}, 15, False),
+    ("tile_mix", ["bench/tile_mix.py"], {}, 10, False),
 ]
 
 
