@@ -12,8 +12,8 @@ L1-resident planes, round by round with the multiply-add loop of bench/tile_peak
     tile loop          the tile's accumulation as the tile emits it (_tile_sums), no pooling after
     indexed weights    the weights laid out by output channel, u[o, c, j, :], as the tile had them
                        until this script showed the cost: 36 of the 48 memory operands then need an
-                       index register, and on Intel cores such a three-input instruction issues as
-                       two micro-ops
+                       index register, and Intel's cores can issue such a three-input instruction
+                       as two micro-ops
     no additions       the loads feed the multiply-adds directly (additions on the FMA pipes?)
     register weights   four weight vectors held in registers, no broadcast loads (load ports?)
     aligned loads      every vector load starts on a 64-byte boundary (cache-line splits?)

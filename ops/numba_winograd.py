@@ -37,7 +37,7 @@ from .pool_code import RELU_ZERO
 
 # numba's cache is keyed to this file alone; the digests of the files whose code these kernels
 # compile in (see numba_direct.CACHE_DEPENDS_ON).
-CACHE_DEPENDS_ON = {"numba_direct.py": "59200f688eb433d2", "numba_gemm.py": "099bc7c7bc3e8d00",
+CACHE_DEPENDS_ON = {"numba_direct.py": "5f9a7b4d9209f3e8", "numba_gemm.py": "be87e06916c2a14f",
                     "pool_code.py": "3021576932a8b343"}
 
 @njit(inline="always")
