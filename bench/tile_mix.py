@@ -40,7 +40,8 @@ from bench.common import alternating_times, machine_info, write_markdown, write_
 from bench.flops import load_average  # noqa: E402
 from bench.tile_peak import Ceilings, forward_row  # noqa: E402
 from ops import numba_blas  # noqa: E402
-from ops.numba_tile import LANES, OUTPUTS, _at, _const, _data, _fma, _load_vector, _tile_sums  # noqa: E402
+from ops.numba_tile import (LANES, OUTPUTS, _at, _broadcast, _const, _data, _fma, _load_vector,  # noqa: E402
+                            _tile_sums)
 
 # Loops are compiled afresh on every run (no on-disk cache), like bench/tile_peak.py's.
 CHANNELS = 16  # input channels per call: 16 x 4 rows x 2 cache lines, about 8 KiB touched (L1)
@@ -63,14 +64,7 @@ def _variant_sums(context, builder, pdata, channels, wdata, additions, memory_we
     back the weights' index registers."""
     vec = ir.VectorType(ir.FloatType(), LANES)
     fma = _fma(builder, vec)
-    i32 = ir.IntType(32)
-
-    def broadcast(ptr):  # the scalar at ptr in every lane (a {1to16} memory operand once compiled)
-        lane0 = builder.insert_element(ir.Constant(vec, ir.Undefined), builder.load(ptr), ir.Constant(i32, 0))
-        return builder.shuffle_vector(lane0, ir.Constant(vec, ir.Undefined),
-                                      ir.Constant(ir.VectorType(i32, LANES), [0] * LANES))
-
-    held = [broadcast(_at(builder, wdata, _const(m))) for m in range(4)]
+    held = [_broadcast(builder, vec, _at(builder, wdata, _const(m))) for m in range(4)]
     sums = [[cgutils.alloca_once(builder, vec) for _ in range(4)] for _ in range(OUTPUTS)]
     for slot in (slot for quad in sums for slot in quad):
         builder.store(ir.Constant(vec, None), slot)
@@ -90,14 +84,16 @@ def _variant_sums(context, builder, pdata, channels, wdata, additions, memory_we
                 else:  # the tile's layout, weights[c, k, j, m]: constant offsets from the channel's first
                     u = _at(builder, wdata, builder.mul(loop.index, _const(OUTPUTS * 12)), _const(12 * k + 4 * j))
                 for m in range(4):
-                    weight = broadcast(_at(builder, u, _const(m))) if memory_weights else held[m]
+                    weight = _broadcast(builder, vec, _at(builder, u, _const(m))) if memory_weights else held[m]
                     builder.store(builder.call(fma, [weight, e[m], builder.load(sums[k][m])]), sums[k][m])
     return [builder.load(slot) for quad in sums for slot in quad]
 
 
 def _mix_intrinsic(variant):
-    """An intrinsic mix(planes, channels, weights, out) that runs `variant`'s accumulation (None: the
-    tile's own, _tile_sums) and adds its 16 sums into out[0:16 * 16], so that nothing is dropped."""
+    """An intrinsic mix(planes, channels, weights, out) that runs `variant`'s accumulation and adds
+    its sums into out, so that nothing is dropped: a variant's 16 sums into out[0:16 * 16]; for None,
+    the tile's own (_tile_sums), its 8 rows (even, odd per output channel) into out[0:8 * 16], with
+    out[0:4] read as the rows' bias (the tile's init argument)."""
     @intrinsic
     def mix(typingctx, planes, channels, weights, out):
         sig = types.void(planes, channels, weights, out)

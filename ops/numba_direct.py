@@ -52,7 +52,7 @@ from .pool_code import RELU_ZERO
 # the files below. Each entry is the start of that file's SHA-256, so that a change there must
 # change this file too, and the cached kernels are recompiled instead of silently kept
 # (tests/test_kernel_cache.py fails until the digest is updated).
-CACHE_DEPENDS_ON = {"numba_tile.py": "d69662a918d2c176", "pixels.py": "b0e948425a43e682",
+CACHE_DEPENDS_ON = {"numba_tile.py": "88976d944a33dad9", "pixels.py": "b0e948425a43e682",
                     "pool_code.py": "3021576932a8b343"}
 
 # Reassociation lets LLVM vectorise the gw reductions; contraction allows FMA. Both keep results

@@ -104,6 +104,14 @@ def _load_vector(builder, vec, ptr):
     return builder.load(builder.bitcast(ptr, vec.as_pointer()), align=1)
 
 
+def _broadcast(builder, vec, ptr):
+    """The scalar at ptr in every lane of vector type vec (compiled into a {1to16} memory operand
+    where its one user is a multiply-add)."""
+    lane0 = builder.insert_element(ir.Constant(vec, ir.Undefined), builder.load(ptr), ir.Constant(_I32, 0))
+    return builder.shuffle_vector(lane0, ir.Constant(vec, ir.Undefined),
+                                  ir.Constant(ir.VectorType(_I32, vec.count), [0] * vec.count))
+
+
 def _lane_mask(builder, vty, bits):
     """The integer `bits` (lane u: bit u) as the <lanes x i1> mask of vector type vty, and the
     element's name in LLVM's masked-intrinsic names."""
@@ -132,11 +140,6 @@ def _tile_sums(context, builder, dtype, pdata, start, wp, plen, channels, wdata,
     vec = ir.VectorType(context.get_data_type(dtype), LANES)
     fma = _fma(builder, vec)
 
-    def broadcast(ptr):
-        lane0 = builder.insert_element(ir.Constant(vec, ir.Undefined), builder.load(ptr), ir.Constant(_I32, 0))
-        return builder.shuffle_vector(lane0, ir.Constant(vec, ir.Undefined),
-                                      ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
-
     zero = ir.Constant(vec, None)
     # allocas that LLVM keeps in registers: m1..m4 of each output channel
     sums = [[cgutils.alloca_once(builder, vec) for _ in range(4)] for _ in range(OUTPUTS)]
@@ -157,11 +160,11 @@ def _tile_sums(context, builder, dtype, pdata, start, wp, plen, channels, wdata,
             for k in range(OUTPUTS):
                 u = _at(builder, block, _const(12 * k + 4 * j))
                 for m in range(4):
-                    weight = broadcast(_at(builder, u, _const(m)))
+                    weight = _broadcast(builder, vec, _at(builder, u, _const(m)))
                     builder.store(builder.call(fma, [weight, e[m], builder.load(sums[k][m])]), sums[k][m])
     result = []
     for k in range(OUTPUTS):
-        first = broadcast(_at(builder, idata, builder.add(o0, _const(k))))
+        first = _broadcast(builder, vec, _at(builder, idata, builder.add(o0, _const(k))))
         m1, m2, m3, m4 = (builder.load(slot) for slot in sums[k])
         ev = builder.fadd(first, builder.fadd(builder.fadd(m1, m2), m3))
         od = builder.fadd(first, builder.fsub(builder.fsub(m2, m3), m4))
