@@ -155,10 +155,10 @@ def measure(ceilings, work=3e5):
 
 def markdown(rows, tile, load):
     """The table, with the whole tile (pooling included) from bench/tile_peak.py's forward row."""
-    lines = [f"The forward tile's inner loop and variants that each drop one kind of instruction (bench/tile_mix.py): "
-             f"one thread, {CHANNELS} input channels per call on L1-resident planes, 48 fused multiply-adds into 16 "
-             f"accumulators per channel in every variant. All variants and the core's multiply-add peak loop "
-             f"({rows[0]['peak_gflops']:.0f} GFLOP/s, median) are called one after the other in each of {ROUNDS} "
+    lines = [f"The forward tile's inner loop and variants that each change one kind of instruction "
+             f"(bench/tile_mix.py): one thread, {CHANNELS} input channels per call on L1-resident planes, 48 fused "
+             f"multiply-adds into 16 accumulators per channel in every variant. All variants and the core's "
+             f"multiply-add peak loop ({rows[0]['peak_gflops']:.0f} GFLOP/s, median) are called one after the other in each of {ROUNDS} "
              f"rounds; a fraction is the median of its rounds' ratios, with their range. The whole tile with its "
              f"pooling (tile_peak's row, C = 32, L2-resident planes, 7 rounds after these): {tile['of_peak']:.2f} of "
              f"the peak. Load average before / after: {load[0]} / {load[1]}.", "",
