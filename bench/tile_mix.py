@@ -156,12 +156,13 @@ def measure(ceilings, work=3e5):
 def markdown(rows, tile, load):
     """The table, with the whole tile (pooling included) from bench/tile_peak.py's forward row."""
     lines = [f"The forward tile's inner loop and variants that each change one kind of instruction "
-             f"(bench/tile_mix.py): one thread, {CHANNELS} input channels per call on L1-resident planes, 48 fused "
-             f"multiply-adds into 16 accumulators per channel in every variant. All variants and the core's "
-             f"multiply-add peak loop ({rows[0]['peak_gflops']:.0f} GFLOP/s, median) are called one after the other in each of {ROUNDS} "
-             f"rounds; a fraction is the median of its rounds' ratios, with their range. The whole tile with its "
-             f"pooling (tile_peak's row, C = 32, L2-resident planes, 7 rounds after these): {tile['of_peak']:.2f} of "
-             f"the peak. Load average before / after: {load[0]} / {load[1]}.", "",
+             f"(bench/tile_mix.py): one thread, {CHANNELS} input channels per call on L1-resident planes, 48 "
+             f"fused multiply-adds into 16 accumulators per channel in every variant. All variants and the "
+             f"core's multiply-add peak loop ({rows[0]['peak_gflops']:.0f} GFLOP/s, median) are called one after "
+             f"the other in each of {ROUNDS} rounds; a fraction is the median of its rounds' ratios, with their "
+             f"range. The whole tile with its pooling (tile_peak's row, C = 32, L2-resident planes, 7 rounds "
+             f"after these): {tile['of_peak']:.2f} of the peak. Load average before / after: {load[0]} / "
+             f"{load[1]}.", "",
              "| variant | ns per input channel | GFLOP/s executed | executed multiply-adds / peak | range |",
              "|---|---|---|---|---|"]
     lines += [f"| {r['variant']} | {r['ns_per_channel']:.2f} | {r['gflops']:.1f} | {r['of_peak']:.2f} | "
